@@ -1,0 +1,211 @@
+"""Batches for training (sequences or pairs, with sampled negatives) and for full-ranking evaluation.
+
+Every batch is built vectorised in numpy from a key (epoch, batch index, user or interaction
+indices), and its random numbers come from a generator seeded by (seed, epoch, batch index):
+batches are reproducible whatever the worker count and survive a resume at an epoch boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class SeenItems:
+    """Membership test for (user, item) pairs of the training part, used to reject negatives."""
+
+    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int):
+        users = np.repeat(np.arange(len(train_ptr) - 1, dtype=np.int64), np.diff(train_ptr))
+        self.stride = np.int64(num_items + 1)
+        self.keys = np.unique(users * self.stride + train_items)
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        q = users.astype(np.int64) * self.stride + items
+        pos = np.searchsorted(self.keys, q)
+        pos = np.minimum(pos, len(self.keys) - 1)
+        return self.keys[pos] == q if len(self.keys) else np.zeros(q.shape, dtype=bool)
+
+
+def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: SeenItems, num_items: int,
+                     max_rounds: int = 100) -> np.ndarray:
+    """Uniform items in 1..num_items that the user has not interacted with in training (rejection)."""
+    neg = rng.integers(1, num_items + 1, size=users.shape)
+    bad = seen.contains(users, neg)
+    for _ in range(max_rounds):
+        if not bad.any():
+            break
+        neg[bad] = rng.integers(1, num_items + 1, size=int(bad.sum()))
+        bad[bad] = seen.contains(users[bad], neg[bad])
+    return neg
+
+
+def left_padded_windows(ptr: np.ndarray, values: np.ndarray, rows: np.ndarray, lengths: np.ndarray,
+                        ends: np.ndarray) -> np.ndarray:
+    """For each row r, the `lengths[r]` values ending just before `ends[r]`, left-padded with 0 to a common width."""
+    width = int(lengths.max(initial=0))
+    offs = np.arange(width)[None, :] - (width - lengths)[:, None]
+    valid = offs >= 0
+    idx = (ends - lengths)[:, None] + np.where(valid, offs, 0)
+    out = np.where(valid, values[idx] if len(values) else 0, 0)
+    return out.astype(np.int64)
+
+
+class BucketBatchSampler(Sampler):
+    """Yields (epoch, batch index, indices) keys; batches group rows of similar length.
+
+    Rows are shuffled, cut into pools of `pool_batches` batches, each pool sorted by length and cut
+    into batches, and the batch order is shuffled: similar lengths share a batch, so little padding
+    is computed. Under DDP each rank takes every world-th batch.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True,
+                 bucketing: bool = True, pool_batches: int = 50):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.rows = np.flatnonzero(lengths > 0)
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.bucketing = bucketing
+        self.pool = pool_batches * batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        rows = rng.permutation(self.rows) if self.shuffle else self.rows
+        if self.bucketing:
+            pools = [rows[i:i + self.pool] for i in range(0, len(rows), self.pool)]
+            rows = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in pools]) if pools else rows
+        out = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        if self.shuffle and self.bucketing:
+            out = [out[j] for j in rng.permutation(len(out))]
+        return out
+
+    def __iter__(self):
+        rank, world = _dist_rank_world()
+        batches = self.batches()
+        n = len(batches)
+        if self.shuffle:  # training: equal batch count per rank keeps DDP in step
+            n = -(-n // world) * world
+            batches = batches + batches[: n - len(batches)]
+        for b in range(rank, n, world):
+            yield self.epoch, b, batches[b]
+
+    def __len__(self) -> int:
+        _, world = _dist_rank_world()
+        nb = -(-len(self.rows) // self.batch_size)
+        rank, _ = _dist_rank_world()
+        return -(-nb // world) if self.shuffle else len(range(rank, nb, world))
+
+
+class SeqTrainDataset(Dataset):
+    """Next-item training: the last `maxlen` steps of each user's training sequence, left-padded.
+
+    inputs[t] -> target[t] = the item after inputs[t]; one negative per real position.
+    """
+
+    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, maxlen: int, seed: int):
+        self.ptr, self.items = train_ptr, train_items
+        self.num_items, self.maxlen, self.seed = num_items, maxlen, seed
+        self.seen = SeenItems(train_ptr, train_items, num_items)
+        self.lengths = np.minimum(np.maximum(np.diff(train_ptr) - 1, 0), maxlen)
+
+    def __len__(self) -> int:
+        return int((self.lengths > 0).sum())
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        epoch, b, users = key
+        lengths = self.lengths[users]
+        ends = self.ptr[users + 1]
+        inputs = left_padded_windows(self.ptr, self.items, users, lengths, ends - 1)
+        targets = left_padded_windows(self.ptr, self.items, users, lengths, ends)
+        rng = np.random.default_rng([self.seed, epoch, b, 1])
+        real = targets > 0
+        negs = np.zeros_like(targets)
+        u = np.broadcast_to(users[:, None], targets.shape)[real]
+        negs[real] = sample_negatives(rng, u, self.seen, self.num_items)
+        return {
+            "users": torch.from_numpy(users.astype(np.int64)),
+            "inputs": torch.from_numpy(inputs),
+            "targets": torch.from_numpy(targets),
+            "negatives": torch.from_numpy(negs),
+        }
+
+
+class PairTrainDataset(Dataset):
+    """(user, positive, negative) triples over all training interactions, repeats included."""
+
+    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, seed: int):
+        self.users = np.repeat(np.arange(len(train_ptr) - 1, dtype=np.int64), np.diff(train_ptr))
+        self.items = train_items
+        self.num_items, self.seed = num_items, seed
+        self.seen = SeenItems(train_ptr, train_items, num_items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        epoch, b, rows = key
+        users = self.users[rows]
+        rng = np.random.default_rng([self.seed, epoch, b, 2])
+        negs = sample_negatives(rng, users, self.seen, self.num_items)
+        return {
+            "users": torch.from_numpy(users),
+            "positives": torch.from_numpy(self.items[rows].astype(np.int64)),
+            "negatives": torch.from_numpy(negs),
+        }
+
+
+class EvalDataset(Dataset):
+    """Full-ranking evaluation: history window, target, and the seen items to remove.
+
+    `hist_ptr`/`hist_items` hold each user's whole history (training part, plus the validation
+    item for test). Indexed by an array of users, it returns one batch.
+    """
+
+    def __init__(self, hist_ptr: np.ndarray, hist_items: np.ndarray, targets: np.ndarray, maxlen: int):
+        self.ptr, self.items, self.targets, self.maxlen = hist_ptr, hist_items, targets, maxlen
+        self.lengths = np.minimum(np.diff(hist_ptr), maxlen)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        _, _, users = key
+        lengths = self.lengths[users]
+        inputs = left_padded_windows(self.ptr, self.items, users, lengths, self.ptr[users + 1])
+        full = np.diff(self.ptr)[users]
+        seen_rows = np.repeat(np.arange(len(users)), full)
+        starts = np.repeat(self.ptr[users], full)
+        seen_cols = self.items[starts + np.arange(len(seen_rows)) - np.repeat(np.cumsum(full) - full, full)]
+        return {
+            "users": torch.from_numpy(users.astype(np.int64)),
+            "inputs": torch.from_numpy(inputs),
+            "targets": torch.from_numpy(self.targets[users].astype(np.int64)),
+            "seen_rows": torch.from_numpy(seen_rows.astype(np.int64)),
+            "seen_cols": torch.from_numpy(seen_cols.astype(np.int64)),
+        }
+
+
+def history_with_valid(train_ptr: np.ndarray, train_items: np.ndarray, valid: np.ndarray):
+    """Training histories with the validation item appended: the test-time history."""
+    n = np.diff(train_ptr)
+    ptr = np.zeros_like(train_ptr)
+    np.cumsum(n + 1, out=ptr[1:])
+    items = np.empty(ptr[-1], dtype=np.int64)
+    mask = np.ones(ptr[-1], dtype=bool)
+    mask[ptr[1:] - 1] = False
+    items[mask] = train_items
+    items[ptr[1:] - 1] = valid
+    return ptr, items

@@ -1,0 +1,129 @@
+"""LightningDataModule: processed data -> training and evaluation loaders, plus item statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from embfreq.data.batches import (
+    BucketBatchSampler,
+    EvalDataset,
+    PairTrainDataset,
+    SeqTrainDataset,
+    history_with_valid,
+)
+from embfreq.data.graph import to_torch_csr
+from embfreq.data.processed import ProcessedData, load_processed
+from embfreq.errors import ConfigError
+
+SAMPLING = ("seq", "pair")
+
+
+class RecDataModule(pl.LightningDataModule):
+    """Leave-one-out data for one dataset.
+
+    `load_args` are the arguments of `load_processed` (source and processing of one data config).
+    `sampling="seq"` serves next-item sequences (SASRec, GRU4Rec); `"pair"` serves
+    (user, positive, negative) triples (MF-BPR). Evaluation batches are the same for both.
+    """
+
+    def __init__(
+        self,
+        load_args: dict,
+        cache_dir: str | None = None,
+        sampling: str = "seq",
+        maxlen: int = 50,
+        batch_size: int = 256,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        bucketing: bool = True,
+        seed: int = 0,
+        processed: ProcessedData | None = None,
+    ):
+        super().__init__()
+        if sampling not in SAMPLING:
+            raise ConfigError(f"unknown sampling {sampling!r}; expected one of {SAMPLING}")
+        if maxlen < 1:
+            raise ConfigError(f"maxlen must be at least 1, got {maxlen}")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
+        self.load_args = dict(load_args)
+        self.cache_dir = cache_dir
+        self.sampling, self.maxlen = sampling, maxlen
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.bucketing, self.seed = num_workers, bucketing, seed
+        self.data = processed
+
+    # -- data ---------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load()
+
+    def _load(self) -> ProcessedData:
+        if self.data is None:
+            self.data = load_processed(**self.load_args, cache_dir=self.cache_dir)
+        return self.data
+
+    @property
+    def num_users(self) -> int:
+        return self._load().num_users
+
+    @property
+    def num_items(self) -> int:
+        """Real items; tables have `num_items + 1` rows, row 0 being padding."""
+        return self._load().num_items
+
+    @property
+    def item_freq(self) -> torch.Tensor:
+        return torch.from_numpy(self._load().item_freq.astype(np.float32))
+
+    @property
+    def operator(self) -> torch.Tensor:
+        return to_torch_csr(self._load().operator)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self._load().seqs.item_ids
+
+    # -- loaders ------------------------------------------------------------------------------
+    def _loader(self, dataset, lengths: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
+        sampler = BucketBatchSampler(lengths, batch_size, self.seed, shuffle=shuffle, bucketing=self.bucketing or not shuffle)
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        d = self._load()
+        if self.sampling == "seq":
+            ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen, self.seed)
+            return self._loader(ds, ds.lengths, self.batch_size, shuffle=True)
+        ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed)
+        return self._loader(ds, np.ones(len(ds), dtype=np.int64), self.batch_size, shuffle=True)
+
+    def eval_dataset(self, stage: str) -> EvalDataset:
+        d = self._load()
+        if stage == "valid":
+            return EvalDataset(d.split.train_ptr, d.split.train_items, d.split.valid, self.maxlen)
+        ptr, items = history_with_valid(d.split.train_ptr, d.split.train_items, d.split.valid)
+        return EvalDataset(ptr, items, d.split.test, self.maxlen)
+
+    def _eval_loader(self, stage: str) -> DataLoader:
+        ds = self.eval_dataset(stage)
+        # every user is evaluated, also one with an empty history (it then scores from padding alone)
+        return self._loader(ds, np.maximum(ds.lengths, 1), self.eval_batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

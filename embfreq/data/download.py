@@ -1,0 +1,79 @@
+"""Checked downloads: a file is only ever visible under its final name once its sha256 matches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from embfreq.errors import DataError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_name(url: str) -> str:
+    name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    if not name or name in (".", ".."):
+        raise DataError(f"{url}: cannot take a file name from the URL; expected a URL ending in a file name")
+    return name
+
+
+def fetch(url: str, sha256: str, dest_dir: str | Path, *, timeout: float = 60.0) -> Path:
+    """Download `url` into `dest_dir` (file name from the URL) and return its path.
+
+    An existing file whose sha256 matches is reused without touching the network. The download
+    goes to a temporary file in `dest_dir`, is checked, then renamed into place, so an
+    interrupted or corrupt download never leaves a file under the final name.
+    """
+    expected = sha256.strip().lower()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise ValueError(f"sha256 for {url} must be 64 hex digits, got {sha256!r}")
+    dest_dir = Path(dest_dir)
+    dest = dest_dir / _file_name(url)
+    if dest.is_file() and sha256_file(dest) == expected:
+        return dest
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{dest_dir}: cannot create download directory ({e.strerror or e})") from None
+
+    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                while chunk := resp.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        except urllib.error.HTTPError as e:
+            raise DataError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
+        except urllib.error.URLError as e:
+            raise DataError(f"{url}: download failed ({e.reason})") from None
+        except (OSError, ValueError) as e:  # timeouts, resets, disk full, bad URL scheme
+            raise DataError(f"{url}: download failed ({e})") from None
+        actual = h.hexdigest()
+        if actual != expected:
+            raise DataError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
+        try:
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise DataError(f"{dest}: cannot save download from {url} ({e.strerror or e})") from None
+    finally:
+        # Covers every failure above, KeyboardInterrupt included; a no-op after os.replace.
+        tmp.unlink(missing_ok=True)
+    return dest

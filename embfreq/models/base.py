@@ -1,0 +1,85 @@
+"""Shared LightningModule base: optimiser, full-ranking evaluation and metric logging."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from embfreq.metrics import PerItemMetrics, RankingMetrics, target_ranks
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class RankingModel(pl.LightningModule):
+    """A model that scores every item for a user; subclasses define `training_loss` and `user_vectors`.
+
+    Scores are user vectors dotted with the effective item table of `self.items`
+    (a `SmoothedItemEmbedding`). Evaluation ranks the target among all items, with the user's
+    seen items removed when `remove_seen` (the target itself is never removed).
+    """
+
+    def __init__(self, num_items: int, lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adam",
+                 ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True):
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+        if lr <= 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
+        self.num_items, self.lr, self.weight_decay, self.optimizer_name = num_items, lr, weight_decay, optimizer
+        self.remove_seen = remove_seen
+        self.val_metrics = RankingMetrics(ks, prefix="val/")
+        self.test_metrics = RankingMetrics(ks, prefix="test/")
+        self.test_item_metrics = PerItemMetrics(num_items + 1, k=10)
+
+    # -- to implement -------------------------------------------------------------------------
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
+        """(B, D) user representations for evaluation batches, given the effective item table."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def score(self, batch: dict) -> torch.Tensor:
+        table = self.items.effective_weight()
+        return self.user_vectors(batch, table) @ table.T  # (B, N + 1)
+
+    def configure_optimizers(self):
+        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["users"]))
+        return loss
+
+    def ranks(self, batch: dict) -> torch.Tensor:
+        scores = self.score(batch)
+        mask = torch.zeros_like(scores, dtype=torch.bool)
+        mask[:, 0] = True  # padding is no item
+        if self.remove_seen:
+            mask[batch["seen_rows"], batch["seen_cols"]] = True
+        return target_ranks(scores, batch["targets"], mask)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.val_metrics.update(self.ranks(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = {k: v.float() for k, v in self.val_metrics.compute().items()}
+        self.log_dict(metrics, prog_bar=False)
+        self.last_val = {k: float(v) for k, v in metrics.items()}
+        self.val_metrics.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the best checkpoint then carries every validation metric of its epoch
+        checkpoint["embfreq_val_metrics"] = getattr(self, "last_val", {})
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        r = self.ranks(batch)
+        self.test_metrics.update(r)
+        self.test_item_metrics.update(batch["targets"], r)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({k: v.float() for k, v in self.test_metrics.compute().items()})
+        self.test_per_item = {k: v.detach().cpu() for k, v in self.test_item_metrics.compute().items()}
+        self.test_metrics.reset()
+        self.test_item_metrics.reset()

@@ -1,0 +1,36 @@
+"""Matrix factorisation trained with BPR: user and item vectors, dot-product scores."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from embfreq.models.base import RankingModel
+from embfreq.nn.smoothed_embedding import SmoothedItemEmbedding
+
+
+class MFBPR(RankingModel):
+    def __init__(self, num_users: int, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
+                 embedding_dim: int = 64, lower_freq: float | None = 0, upper_freq: float | None = 5,
+                 neighbours: str = "all", init_std: float = 0.1, lr: float = 1e-3, weight_decay: float = 0.0,
+                 optimizer: str = "adam", ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True):
+        super().__init__(num_items, lr, weight_decay, optimizer, ks, remove_seen)
+        self.save_hyperparameters(ignore=["item_freq", "operator"])
+        self.users = nn.Embedding(num_users, embedding_dim)
+        self.items = SmoothedItemEmbedding(num_items + 1, embedding_dim, item_freq, operator,
+                                           lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
+                                           neighbours=neighbours)
+        nn.init.normal_(self.users.weight, std=init_std)
+        nn.init.normal_(self.items.weight, std=init_std)
+        self.items.zero_padding_row()
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        u = self.users(batch["users"])  # (B, D)
+        table = self.items.effective_weight()
+        pos = (u * table[batch["positives"]]).sum(-1)
+        neg = (u * table[batch["negatives"]]).sum(-1)
+        return F.softplus(neg - pos).mean()
+
+    def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
+        return self.users(batch["users"])

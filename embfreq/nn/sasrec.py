@@ -1,0 +1,79 @@
+"""SASRec encoder (pre-LN, causal self-attention), as in the study; no Lightning here."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PointWiseFeedForward(nn.Module):
+    def __init__(self, dim: int, dropout: float):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
+        return self.drop2(self.fc2(self.drop1(F.relu(self.fc1(x))))) + x
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embedding_dim {dim} is not divisible by num_heads {num_heads}")
+        self.h, self.dropout = num_heads, dropout
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, query: torch.Tensor, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        b, l, d = x.shape
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, H, L, D/H)
+            return t.view(b, l, self.h, d // self.h).transpose(1, 2)
+
+        y = F.scaled_dot_product_attention(
+            heads(self.q(query)), heads(self.k(x)), heads(self.v(x)),
+            attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out(y.transpose(1, 2).reshape(b, l, d))
+
+
+class SASRecEncoder(nn.Module):
+    """Item vectors of a left-padded sequence -> one hidden state per position.
+
+    Blocks: x = MHA(LN(x), x, x) + x;  x = FFN(LN(x)) + LN(x); padding zeroed; final LayerNorm.
+    Padding is masked as attention key too, so a shared left padding can be trimmed without
+    changing any real position: positions are counted from the right end (the last item always
+    gets position maxlen - 1).
+    """
+
+    def __init__(self, maxlen: int, embedding_dim: int, num_blocks: int = 2, num_heads: int = 1,
+                 dropout: float = 0.2):
+        super().__init__()
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1, got {maxlen}")
+        self.maxlen, self.dim = maxlen, embedding_dim
+        self.positions = nn.Embedding(maxlen, embedding_dim)
+        self.emb_dropout = nn.Dropout(dropout)
+        self.attn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))
+        self.attns = nn.ModuleList(SelfAttention(embedding_dim, num_heads, dropout) for _ in range(num_blocks))
+        self.ffn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))
+        self.ffns = nn.ModuleList(PointWiseFeedForward(embedding_dim, dropout) for _ in range(num_blocks))
+        self.last_norm = nn.LayerNorm(embedding_dim, eps=1e-8)
+
+    def forward(self, seq_vecs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """seq_vecs (B, L, D) item vectors, real (B, L) bool for non-padding; L <= maxlen."""
+        b, l, _ = seq_vecs.shape
+        pos = torch.arange(self.maxlen - l, self.maxlen, device=seq_vecs.device)
+        x = seq_vecs * self.dim**0.5 + self.positions(pos)[None]
+        keep = real.unsqueeze(-1).to(x.dtype)
+        x = self.emb_dropout(x) * keep
+        eye = torch.eye(l, dtype=torch.bool, device=x.device)
+        causal = torch.ones(l, l, dtype=torch.bool, device=x.device).tril()
+        # a padding query attends to itself only, so no row is fully masked (no NaN)
+        allowed = (causal[None] & real[:, None, :]) | eye[None]
+        allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
+        for norm_a, attn, norm_f, ffn in zip(self.attn_norms, self.attns, self.ffn_norms, self.ffns):
+            x = attn(norm_a(x), x, allowed) + x
+            x = ffn(norm_f(x)) * keep
+        return self.last_norm(x)

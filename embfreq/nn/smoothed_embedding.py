@@ -1,0 +1,289 @@
+"""Item embedding whose rows for a frequency band are replaced by an average of neighbour rows.
+
+The effective table is ``W' = W * (1 - t) + (P @ W) * t`` with ``t[i] = 1`` for items whose training
+frequency lies in ``[lower_freq, upper_freq]``. Only the band rows of ``P @ W`` are ever computed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+NEIGHBOURS = ("all", "outside_band")
+
+
+class _BandSpMM(torch.autograd.Function):
+    """``Y = P_band @ W`` with a CSR operator; backward uses the precomputed CSR of ``P_band^T``.
+
+    The operator is a constant, so only ``W`` gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, crow, col, val, crow_t, col_t, val_t, num_rows):
+        num_cols = weight.shape[0]
+        ctx.save_for_backward(crow_t, col_t, val_t)
+        ctx.shape_t = (num_cols, num_rows)
+        p = torch.sparse_csr_tensor(crow, col, val, size=(num_rows, num_cols), check_invariants=False)
+        return torch.sparse.mm(p, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 8
+        crow_t, col_t, val_t = ctx.saved_tensors
+        pt = torch.sparse_csr_tensor(crow_t, col_t, val_t, size=ctx.shape_t, check_invariants=False)
+        grad_w = torch.sparse.mm(pt, grad_y.contiguous())
+        return (grad_w,) + (None,) * 7
+
+
+def _csr_parts(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, num_rows: int, num_cols: int):
+    """CSR (crow, col, values) of COO triplets; entries sorted by row, then column."""
+    order = torch.argsort(rows * num_cols + cols, stable=True)
+    counts = torch.bincount(rows, minlength=num_rows)
+    crow = torch.zeros(num_rows + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.cumsum(counts, 0)
+    return crow, cols[order].contiguous(), vals[order].contiguous()
+
+
+def _coo_triplets(operator: torch.Tensor):
+    """Row, column and value of every stored entry of a sparse COO or CSR matrix."""
+    if operator.layout == torch.sparse_coo:
+        op = operator.coalesce()
+        idx = op.indices()
+        return idx[0].to(torch.int64), idx[1].to(torch.int64), op.values()
+    crow = operator.crow_indices().to(torch.int64)
+    rows = torch.repeat_interleave(torch.arange(operator.shape[0], device=crow.device), torch.diff(crow))
+    return rows, operator.col_indices().to(torch.int64), operator.values()
+
+
+def _check_bound(name: str, value) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
+    return value
+
+
+class SmoothedItemEmbedding(nn.Module):
+    """Embedding table where items in a training-frequency band use the P-weighted average of rows.
+
+    Args:
+        num_embeddings: number of items (including the padding row, if any).
+        embedding_dim: size of each vector.
+        item_freq: 1-D tensor, training frequency of each item.
+        operator: sparse (COO or CSR) ``num_embeddings x num_embeddings`` matrix ``P``.
+        lower_freq, upper_freq: inclusive band bounds; ``None`` leaves that side open; both ``None``
+            means no band (behaves exactly like ``nn.Embedding``).
+        padding_idx: as in ``nn.Embedding``; never in band, and never used as a neighbour.
+        neighbours: ``"all"`` averages over every neighbour (the study's formula); ``"outside_band"``
+            restricts ``P`` to out-of-band columns, renormalises each row to sum to 1, and allocates
+            no rows of ``weight`` for band items.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        item_freq,
+        operator: torch.Tensor,
+        lower_freq: Optional[float] = None,
+        upper_freq: Optional[float] = None,
+        padding_idx: Optional[int] = None,
+        neighbours: str = "all",
+        device=None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        for name, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        n = num_embeddings
+        if neighbours not in NEIGHBOURS:
+            raise ValueError(f"unknown neighbours {neighbours!r}; expected one of {NEIGHBOURS}")
+        lower_freq = _check_bound("lower_freq", lower_freq)
+        upper_freq = _check_bound("upper_freq", upper_freq)
+        if lower_freq is not None and upper_freq is not None and lower_freq > upper_freq:
+            raise ValueError(f"lower_freq ({lower_freq}) must be <= upper_freq ({upper_freq})")
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) or not -n <= padding_idx < n:
+                raise ValueError(f"padding_idx must be an int in [{-n}, {n - 1}] or None, got {padding_idx!r}")
+            padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
+
+        try:
+            freq = torch.as_tensor(item_freq)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"item_freq must be a 1-D tensor of length {n}: {exc}") from None
+        if freq.dim() != 1 or freq.shape[0] != n:
+            raise ValueError(
+                f"item_freq must be a 1-D tensor of length num_embeddings={n}, got shape {tuple(freq.shape)}"
+            )
+        if not isinstance(operator, torch.Tensor) or operator.layout not in (torch.sparse_coo, torch.sparse_csr):
+            got = operator.layout if isinstance(operator, torch.Tensor) else type(operator).__name__
+            raise ValueError(f"operator must be a sparse COO or CSR torch tensor, got {got}")
+        if tuple(operator.shape) != (n, n):
+            raise ValueError(f"operator must have shape ({n}, {n}), got {tuple(operator.shape)}")
+
+        self.num_embeddings = n
+        self.embedding_dim = embedding_dim
+        self.lower_freq = lower_freq
+        self.upper_freq = upper_freq
+        self.padding_idx = padding_idx
+        self.neighbours = neighbours
+        self._cache: Optional[tuple] = None
+
+        factory = {"device": device, "dtype": dtype}
+        wdtype = torch.empty(0, **factory).dtype
+        wdevice = torch.empty(0, device=device).device
+
+        # Band mask; the padding row is forced out.
+        freq = freq.to(wdevice)
+        in_band = torch.zeros(n, dtype=torch.bool, device=wdevice)
+        if lower_freq is not None or upper_freq is not None:
+            in_band = torch.ones(n, dtype=torch.bool, device=wdevice)
+            if lower_freq is not None:
+                in_band &= freq >= lower_freq
+            if upper_freq is not None:
+                in_band &= freq <= upper_freq
+        if padding_idx is not None:
+            in_band[padding_idx] = False
+        band_idx = torch.nonzero(in_band).flatten()
+        out_idx = torch.nonzero(~in_band).flatten()
+        n_band = band_idx.numel()
+        restrict = neighbours == "outside_band"
+        n_cols = out_idx.numel() if restrict else n
+
+        # Band rows of P in float64, renumbered to (band rank, weight row).
+        rows, cols, vals = _coo_triplets(operator.detach())
+        rows, cols, vals = rows.to(wdevice), cols.to(wdevice), vals.to(wdevice, torch.float64)
+        keep = in_band[rows] & (vals != 0)
+        if padding_idx is not None:
+            keep &= cols != padding_idx
+        if restrict:
+            keep &= ~in_band[cols]
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        band_rank = torch.cumsum(in_band.to(torch.int64), 0) - 1
+        rows = band_rank[rows]
+        if restrict:
+            out_rank = torch.cumsum((~in_band).to(torch.int64), 0) - 1
+            cols = out_rank[cols]
+            row_sum = torch.zeros(n_band, dtype=torch.float64, device=wdevice).index_add_(0, rows, vals)
+            denom = row_sum[rows]
+            vals = torch.where(denom != 0, vals / torch.where(denom != 0, denom, 1.0), 0.0)
+        crow, col, val = _csr_parts(rows, cols, vals, n_band, n_cols)
+        crow_t, col_t, val_t = _csr_parts(cols, rows, vals, n_cols, n_band)
+
+        self.register_buffer("item_freq", freq.clone())
+        self.register_buffer("in_band", in_band)
+        self.register_buffer("band_idx", band_idx)
+        self.register_buffer("band_crow", crow)
+        self.register_buffer("band_col", col)
+        self.register_buffer("band_values", val.to(wdtype))
+        self.register_buffer("band_t_crow", crow_t)
+        self.register_buffer("band_t_col", col_t)
+        self.register_buffer("band_t_values", val_t.to(wdtype))
+        if restrict:
+            # Row of cat([weight, band rows]) that each item reads.
+            table_index = torch.empty(n, dtype=torch.int64, device=wdevice)
+            table_index[out_idx] = torch.arange(out_idx.numel(), device=wdevice)
+            table_index[band_idx] = out_idx.numel() + torch.arange(n_band, device=wdevice)
+            self.register_buffer("table_index", table_index)
+            self._weight_padding_row = None if padding_idx is None else int(out_rank[padding_idx])
+        else:
+            self._weight_padding_row = padding_idx
+
+        self.weight = nn.Parameter(torch.empty((n_cols, embedding_dim), **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 1) like ``nn.Embedding``, padding row zeroed."""
+        nn.init.normal_(self.weight)
+        if self._weight_padding_row is not None:
+            with torch.no_grad():
+                self.weight[self._weight_padding_row].fill_(0)
+        self._cache = None
+
+    def zero_padding_row(self) -> None:
+        """Zero the padding row again, e.g. after a custom initialisation of ``weight``."""
+        if self._weight_padding_row is not None:
+            with torch.no_grad():
+                self.weight[self._weight_padding_row].fill_(0)
+        self._cache = None
+
+    @property
+    def num_in_band(self) -> int:
+        return int(self.band_idx.numel())
+
+    @property
+    def band_items(self) -> torch.Tensor:
+        """Indices of the items in the band, ascending."""
+        return self.band_idx
+
+    @property
+    def parameters_saved(self) -> int:
+        return (self.num_embeddings - self.weight.shape[0]) * self.embedding_dim
+
+    def clear_cache(self) -> None:
+        """Drop the eval-mode table (needed only after editing ``weight.data`` in place)."""
+        self._cache = None
+
+    def _band_rows(self) -> torch.Tensor:
+        w = self.weight
+        val, val_t = self.band_values, self.band_t_values
+        if val.dtype != w.dtype:
+            val, val_t = val.to(w.dtype), val_t.to(w.dtype)
+        return _BandSpMM.apply(
+            w, self.band_crow, self.band_col, val, self.band_t_crow, self.band_t_col, val_t, self.num_in_band
+        )
+
+    def _compute_table(self) -> torch.Tensor:
+        if self.num_in_band == 0:
+            return self.weight
+        y = self._band_rows()
+        if self.neighbours == "outside_band":
+            return torch.cat([self.weight, y]).index_select(0, self.table_index)
+        return self.weight.index_copy(0, self.band_idx, y)
+
+    def _cache_key(self):
+        try:
+            tensors = [self.weight, *self.buffers()]
+            return tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in tensors)
+        except RuntimeError:  # e.g. inference tensors have no version counter
+            return None
+
+    def effective_weight(self) -> torch.Tensor:
+        """The full ``num_embeddings x embedding_dim`` table the model uses (differentiable).
+
+        In eval mode with grad disabled the table is cached until the parameters or buffers change;
+        do not modify the returned tensor in place.
+        """
+        if self.training or torch.is_grad_enabled() or self.num_in_band == 0:
+            self._cache = None
+            return self._compute_table()
+        key = self._cache_key()
+        if key is not None and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        table = self._compute_table()
+        self._cache = None if key is None else (key, table)
+        return table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.effective_weight(), self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        s += (
+            f", band=[{self.lower_freq}, {self.upper_freq}], num_in_band={self.num_in_band}"
+            f", neighbours={self.neighbours!r}, band_nnz={self.band_col.numel()}"
+        )
+        return s

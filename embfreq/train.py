@@ -1,0 +1,240 @@
+"""`python -m embfreq.train`: train one model on one dataset, test the best checkpoint, write results."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from embfreq.band import check_band
+from embfreq.errors import ConfigError, UserError
+from embfreq.io import write_json, write_text
+
+log = logging.getLogger("embfreq.train")
+
+MODELS = ("sasrec", "gru4rec", "mf_bpr")
+
+
+def build_datamodule(cfg: DictConfig):
+    from embfreq.data.datamodule import RecDataModule
+
+    load_args = OmegaConf.to_container(cfg.data, resolve=True)
+    load_args.pop("name", None)
+    return RecDataModule(
+        load_args,
+        cache_dir=cfg.cache_dir,
+        sampling=cfg.model.sampling,
+        maxlen=int(cfg.model.net.get("maxlen", 1)),
+        batch_size=int(cfg.model.batch_size),
+        eval_batch_size=int(cfg.eval.batch_size),
+        num_workers=int(cfg.num_workers),
+        bucketing=bool(cfg.bucketing),
+        seed=int(cfg.seed),
+    )
+
+
+def build_model(cfg: DictConfig, dm):
+    import hydra.utils
+
+    extra = {"num_users": dm.num_users} if cfg.model.sampling == "pair" else {}
+    return hydra.utils.instantiate(
+        cfg.model.net,
+        num_items=dm.num_items,
+        item_freq=dm.item_freq,
+        operator=dm.operator,
+        lower_freq=cfg.lower_freq,
+        upper_freq=cfg.upper_freq,
+        neighbours=cfg.neighbours,
+        ks=tuple(cfg.eval.ks),
+        remove_seen=bool(cfg.eval.remove_seen),
+        **extra,
+    )
+
+
+def check_config(cfg: DictConfig) -> None:
+    check_band(cfg.lower_freq, cfg.upper_freq)
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"unknown model {cfg.model.name!r}; expected one of {MODELS}")
+    if cfg.neighbours not in ("all", "outside_band"):
+        raise ConfigError(f"neighbours must be 'all' or 'outside_band', got {cfg.neighbours!r}")
+    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.model.max_epochs) < 1:
+        raise ConfigError("eval_every, patience and model.max_epochs must be at least 1")
+    if int(cfg.model.net.get("maxlen", 1)) < 1:
+        raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
+
+
+def param_counts(model) -> dict:
+    items = model.items
+    return {
+        "embedding_params": int(items.weight.numel()),
+        "embedding_params_saved": int(items.parameters_saved),
+        "total_params": int(sum(p.numel() for p in model.parameters())),
+    }
+
+
+def band_info(model, dm) -> dict:
+    items = model.items
+    n = dm.num_items
+    return {
+        "items": n,
+        "items_in_band": int(items.num_in_band),
+        "share_in_band": float(items.num_in_band) / max(n, 1),
+    }
+
+
+def _scalars(metrics: dict, prefix: str) -> dict:
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Fit, test the best checkpoint, and write metrics.json (and the per-item analysis) into run_dir."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    run_dir = Path(run_dir)
+    check_config(cfg)
+    t0 = time.time()
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    t_data = time.time() - t0
+    model = build_model(cfg, dm)
+    ckpt_dir = run_dir / "checkpoints"
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/ndcg@10", mode="max",
+                              save_top_k=1, auto_insert_metric_name=False, save_weights_only=False)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1,
+                              monitor=None, save_on_train_epoch_end=True, enable_version_counter=False)
+    stop_cb = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=int(cfg.patience),
+                            check_on_train_epoch_end=False)
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    trainer = pl.Trainer(
+        max_epochs=int(cfg.model.max_epochs),
+        check_val_every_n_epoch=int(cfg.eval_every),
+        callbacks=[best_cb, last_cb, stop_cb],
+        logger=logger,
+        deterministic=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+    )
+    t1 = time.time()
+    trainer.fit(model, datamodule=dm)
+    t_fit = time.time() - t1
+    best_path = best_cb.best_model_path or None
+    val = {k: float(v) for k, v in (best_cb.best_model_score and {"val/ndcg@10": best_cb.best_model_score} or {}).items()}
+    t2 = time.time()
+    test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False)
+    t_test = time.time() - t2
+    test = _scalars(test_out[0] if test_out else {}, "test/")
+    best_epoch = None
+    if best_path:
+        ck = torch.load(best_path, map_location="cpu", weights_only=False)
+        best_epoch = int(ck["epoch"])
+        val = {k: float(v) for k, v in ck.get("embfreq_val_metrics", {}).items()} or val
+    result = {
+        "status": "ok",
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "seed": int(cfg.seed),
+        "lower_freq": cfg.lower_freq,
+        "upper_freq": cfg.upper_freq,
+        "neighbours": cfg.neighbours,
+        **band_info(model, dm),
+        **param_counts(model),
+        "epochs_trained": int(trainer.current_epoch),
+        "best_epoch": best_epoch,
+        "best_checkpoint": best_path,
+        "val": val,
+        "test": test,
+        "seconds": {"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0},
+        "run_dir": str(run_dir),
+    }
+    if trainer.is_global_zero:
+        logger.log_hyperparams(hparams(cfg, result), {**test, **{k: v for k, v in val.items()}})
+        if cfg.analysis:
+            from embfreq.analysis.run import analyze_model
+
+            result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, logger)
+        write_json(run_dir / "metrics.json", result)
+    return result
+
+
+def hparams(cfg: DictConfig, result: dict) -> dict:
+    net = {f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+           if k != "_target_" and isinstance(v, (int, float, str, bool))}
+    return {
+        "model": cfg.model.name, "data": cfg.data.name, "seed": int(cfg.seed),
+        "lower_freq": -1 if cfg.lower_freq is None else cfg.lower_freq,
+        "upper_freq": -1 if cfg.upper_freq is None else cfg.upper_freq,
+        "neighbours": cfg.neighbours, "items_in_band": result["items_in_band"],
+        "batch_size": int(cfg.model.batch_size), **net,
+    }
+
+
+def _is_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False
+
+
+def run_job(cfg: DictConfig, run_dir: Path) -> dict:
+    """One Hydra job: a user error ends a single run with one line; in a sweep the job records it and goes on."""
+    multirun = _is_multirun()
+    base = {"model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "lower_freq": cfg.lower_freq,
+            "upper_freq": cfg.upper_freq, "neighbours": cfg.neighbours, "run_dir": str(run_dir)}
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if multirun and cfg.lower_freq is not None and cfg.upper_freq is not None and cfg.lower_freq > cfg.upper_freq:
+        reason = f"lower_freq={cfg.lower_freq} > upper_freq={cfg.upper_freq}: empty band"
+        write_json(run_dir / "metrics.json", {"status": "skipped", "reason": reason, **base})
+        log.info("skipped: %s", reason)
+        return {"status": "skipped"}
+    try:
+        result = train(cfg, run_dir)
+    except UserError as e:
+        if not multirun:
+            raise
+        write_json(run_dir / "metrics.json", {"status": "failed", "error": str(e), **base})
+        log.error("failed: %s", e)
+        return {"status": "failed"}
+    except Exception as e:  # a sweep keeps going; the error is recorded with the job
+        if not multirun:
+            raise
+        write_json(run_dir / "metrics.json", {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                                              "traceback": traceback.format_exc(), **base})
+        log.error("failed: %s: %s", type(e).__name__, e)
+        return {"status": "failed"}
+    t = result.get("test", {})
+    print(f"embfreq: test HR@10={t.get('test/hr@10', float('nan')):.4f} "
+          f"NDCG@10={t.get('test/ndcg@10', float('nan')):.4f}  run dir: {run_dir}", flush=True)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = run_job(cfg, run_dir)
+    except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
+        print(f"embfreq: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    return result.get("test", {}).get("test/ndcg@10")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Processing: filters, leave-one-out, item graph, cache, batches, and the bundled datasets."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from embfreq.data import cache
+from embfreq.data.batches import BucketBatchSampler, PairTrainDataset, SeenItems, SeqTrainDataset
+from embfreq.data.datamodule import RecDataModule
+from embfreq.data.graph import build_operator, cooccurrence, interaction_matrix, normalize, to_torch_csr, top_k_per_row
+from embfreq.data.preprocess import k_core
+from embfreq.data.processed import load_processed, process
+from embfreq.data.readers import read_interactions
+from embfreq.errors import ConfigError, DataError
+from tests.conftest import write_seq
+
+
+def test_bundled_beauty_exact_figures(tmp_path):
+    d = load_processed(bundled="Beauty.txt.gz", format="seq", min_user_interactions=5, min_item_interactions=5,
+                       cache_dir=tmp_path)
+    s = d.stats()
+    assert (s["users"], s["items"], s["interactions"]) == (22363, 12101, 198502)
+    assert (s["valid"], s["test"]) == (22363, 22363)
+    assert s["train_interactions"] == 198502 - 2 * 22363
+    # 5-core holds on the whole data
+    users = np.repeat(np.arange(d.num_users), d.seqs.lengths)
+    assert np.bincount(users).min() >= 5
+    assert np.bincount(d.seqs.items)[1:].min() >= 5
+    # operator rows sum to 1 (or 0 for items never in training), shape includes padding
+    assert d.operator.shape == (12102, 12102)
+    rs = np.asarray(d.operator.sum(1)).ravel()
+    assert np.allclose(rs[d.item_freq > 0], 1.0, atol=1e-5) and np.all(rs[d.item_freq == 0] == 0)
+    # raw ids trace back: the bundled file's first line
+    with gzip.open("embfreq/data/bundled/Beauty.txt.gz", "rt") as f:
+        first = f.readline().split()
+    u = int(np.flatnonzero(d.seqs.user_ids == first[0])[0])
+    assert list(d.seqs.item_ids[d.seqs.items[d.seqs.ptr[u]:d.seqs.ptr[u + 1]]]) == first[1:]
+
+
+def test_bundled_yelp_exact_figures(tmp_path):
+    d = load_processed(bundled="Yelp.txt.gz", format="seq", min_user_interactions=5, min_item_interactions=5,
+                       cache_dir=None)
+    assert (d.num_users, d.num_items, len(d.seqs.items)) == (30431, 20033, 316354)
+
+
+def test_bundled_files_match_published_sha256():
+    import hashlib
+
+    from embfreq.data.sources import BUNDLED_DIR, BUNDLED_SHA256
+
+    for name, digest in BUNDLED_SHA256.items():
+        with gzip.open(BUNDLED_DIR / name, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest
+
+
+def _formats(tmp_path):
+    """One tiny dataset (string ids, a timestamp tie) in the four formats."""
+    rows = [("u1", "a", 5, 10), ("u2", "b", 3, 11), ("u1", "b", 4, 12), ("u2", "c", 5, 12), ("u1", "c", 1, 12),
+            ("u2", "a", 2, 13), ("u3", "c", 5, 14), ("u3", "a", 5, 15), ("u3", "b", 5, 15)]
+    by_user = {}
+    for u, i, _, _ in rows:
+        by_user.setdefault(u, []).append(i)
+    seq = tmp_path / "d.txt"
+    seq.write_text("".join(f"{u} {' '.join(v)}\n" for u, v in by_user.items()))
+    pairs = tmp_path / "d.pairs"
+    pairs.write_text("".join(f"{u} {i}\n" for u, i, _, _ in rows))
+    inter = tmp_path / "d.inter"
+    # reversed file order: timestamps define the order again (the tie at 12 keeps b before c? no:
+    # a stable sort keeps file order on ties, so write ties in their true order)
+    by_time = sorted(range(len(rows)), key=lambda k: -rows[k][3])
+    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                     + "".join("{}\t{}\t{}\t{}\n".format(*rows[k]) for k in by_time))
+    csvf = tmp_path / "d.csv"
+    csvf.write_text("user,item,rating,timestamp\n" + "".join("{},{},{},{}\n".format(*r) for r in rows))
+    return {"seq": seq, "pairs": pairs, "atomic": inter, "csv": csvf}
+
+
+def test_four_formats_give_identical_processed_data(tmp_path):
+    outs = {}
+    for fmt, path in _formats(tmp_path).items():
+        outs[fmt] = process(read_interactions(path, fmt)).to_arrays()
+    ref = outs["seq"]
+    for fmt, arrays in outs.items():
+        for k in ref:
+            np.testing.assert_array_equal(arrays[k], ref[k], err_msg=f"{fmt}:{k}")
+    assert list(ref["user_ids"]) == ["u1", "u2", "u3"] and list(ref["item_ids"]) == ["<pad>", "a", "b", "c"]
+
+
+def test_time_order_is_stable_on_ties(tmp_path):
+    f = tmp_path / "t.csv"
+    # u1 interactions out of time order in the file, with a tie at t=5 (b before c in the file)
+    f.write_text("user,item,timestamp\nu1,d,9\nu1,b,5\nu1,a,1\nu1,c,5\n")
+    d = process(read_interactions(f))
+    assert list(d.seqs.item_ids[d.seqs.items]) == ["a", "b", "c", "d"]
+
+
+def test_min_rating_then_k_core(tmp_path):
+    f = tmp_path / "r.csv"
+    lines = ["user,item,rating"]
+    for u in range(1, 5):
+        for i in range(1, 5):
+            lines.append(f"u{u},i{i},{5 if i < 4 else 1}")
+    lines += ["u9,i1,5", "u9,i2,5"]  # u9 has 2 interactions: removed by the 3-core
+    f.write_text("\n".join(lines) + "\n")
+    d = process(read_interactions(f), min_rating=4, min_user_interactions=3, min_item_interactions=3)
+    assert list(d.seqs.user_ids) == ["u1", "u2", "u3", "u4"]
+    assert list(d.seqs.item_ids[1:]) == ["i1", "i2", "i3"]  # i4 only had rating 1
+    with pytest.raises(DataError, match="no rating column"):
+        process(read_interactions(write_seq(tmp_path / "s.txt", {1: [1, 2, 3]})), min_rating=3)
+
+
+def test_k_core_is_iterative():
+    # removing user 2 (2 interactions) drops item 3 below 2, which then drops user 1 below 2... until stable
+    users = np.array([0, 0, 1, 1, 2, 2, 2])
+    items = np.array([0, 1, 0, 1, 2, 0, 1])
+    keep = k_core(users, items, 2, 2)
+    assert keep.tolist() == [True, True, True, True, False, True, True]
+    u, i = users[keep], items[keep]
+    assert np.bincount(u).min() >= 2 and np.bincount(i)[np.unique(i)].min() >= 2
+
+
+def test_filters_that_leave_no_users(tmp_path):
+    f = write_seq(tmp_path / "s.txt", {1: [1, 2, 3], 2: [2, 3, 4]})
+    with pytest.raises(DataError, match="no interactions left"):
+        load_processed(path=str(f), min_user_interactions=50, cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").glob("*")) if (tmp_path / "c").exists() else True
+
+
+def test_short_users_dropped_with_warning(tmp_path, caplog):
+    f = write_seq(tmp_path / "s.txt", {1: [1, 2, 3, 4], 2: [2, 3], 3: [1, 3, 4]})
+    d = process(read_interactions(f))
+    assert d.num_users == 2 and d.dropped_users == 1
+    assert "dropped 1 users" in caplog.text
+
+
+def test_leave_one_out_split(tmp_path):
+    f = write_seq(tmp_path / "s.txt", {"a": [5, 6, 7, 8], "b": [7, 5, 9]})
+    d = process(read_interactions(f))
+    ids = d.seqs.item_ids
+    assert [list(ids[d.split.train_items[d.split.train_ptr[u]:d.split.train_ptr[u + 1]]]) for u in range(2)] == [
+        ["5", "6"], ["7"]]
+    assert list(ids[d.split.valid]) == ["7", "5"] and list(ids[d.split.test]) == ["8", "9"]
+    # frequency counts training interactions only: item 8 and 9 are cold
+    assert dict(zip(ids[1:], d.item_freq[1:])) == {"5": 1, "6": 1, "7": 1, "8": 0, "9": 0}
+
+
+def test_cooccurrence_and_normalisation_hand_example():
+    # users x items (item 0 = padding, item 4 isolated); user 0 has item 1 twice
+    users = np.array([0, 0, 0, 1, 1, 2])
+    items = np.array([1, 1, 2, 2, 3, 3])
+    r = interaction_matrix(users, items, 3, 5)
+    a = cooccurrence(r).toarray()
+    expected = np.array([[0, 0, 0, 0, 0], [0, 4, 2, 0, 0], [0, 2, 2, 1, 0], [0, 0, 1, 2, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(a, expected)
+    p = normalize(cooccurrence(r), "left").toarray()
+    np.testing.assert_allclose(p[1], [0, 4 / 6, 2 / 6, 0, 0])
+    np.testing.assert_allclose(p[2], [0, 2 / 5, 2 / 5, 1 / 5, 0])
+    np.testing.assert_allclose(p.sum(1), [0, 1, 1, 1, 0])
+    assert not np.isnan(p).any()
+    s = normalize(cooccurrence(r), "sym").toarray()
+    d = expected.sum(1)
+    np.testing.assert_allclose(s[1, 2], 2 / np.sqrt(d[1] * d[2]))
+    assert sp.issparse(build_operator(users, items, 3, 5))
+    t = to_torch_csr(build_operator(users, items, 3, 5))
+    assert t.layout == torch.sparse_csr and t.shape == (5, 5)
+    np.testing.assert_allclose(t.to_dense().numpy(), p, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown normalization"):
+        normalize(cooccurrence(r), "bogus")
+
+
+def test_top_k_neighbours_keeps_largest():
+    a = sp.csr_matrix(np.array([[5, 1, 3, 0], [0, 2, 2, 2], [0, 0, 0, 0], [1, 0, 0, 9]], dtype=float))
+    k = top_k_per_row(a, 2).toarray()
+    np.testing.assert_array_equal(k, [[5, 0, 3, 0], [0, 2, 2, 0], [0, 0, 0, 0], [1, 0, 0, 9]])
+
+
+def test_negatives_never_hit_training_items_and_are_reproducible(tiny_seq_file):
+    d = process(read_interactions(tiny_seq_file))
+    sp_ = d.split
+    ds = SeqTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, maxlen=5, seed=3)
+    sampler = BucketBatchSampler(ds.lengths, 16, seed=3)
+    train_sets = [set(sp_.train_items[sp_.train_ptr[u]:sp_.train_ptr[u + 1]]) for u in range(d.num_users)]
+    batches = [ds[k] for k in sampler]
+    for b in batches:
+        for row, u in enumerate(b["users"].tolist()):
+            real = b["targets"][row] != 0
+            assert set(b["negatives"][row][real].tolist()).isdisjoint(train_sets[u])
+            assert (b["negatives"][row][~real] == 0).all() and (b["inputs"][row][~real] == 0).all()
+    again = [ds[k] for k in BucketBatchSampler(ds.lengths, 16, seed=3)]
+    for x, y in zip(batches, again):
+        for k in x:
+            assert torch.equal(x[k], y[k])
+    pairs = PairTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, seed=1)
+    ps = BucketBatchSampler(np.ones(len(pairs)), 32, seed=1)
+    seen = SeenItems(sp_.train_ptr, sp_.train_items, d.num_items)
+    for k in ps:
+        b = pairs[k]
+        assert not seen.contains(b["users"].numpy(), b["negatives"].numpy()).any()
+        assert seen.contains(b["users"].numpy(), b["positives"].numpy()).all()
+    # every training interaction appears once per epoch
+    assert sum(len(k[2]) for k in ps) == len(sp_.train_items)
+
+
+def test_seq_batches_are_next_item_windows(tmp_path):
+    f = write_seq(tmp_path / "s.txt", {1: [1, 2, 3, 4, 5, 6, 7], 2: [3, 1, 2, 4, 5]})
+    d = process(read_interactions(f))
+    ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, maxlen=3, seed=0)
+    b = ds[(0, 0, np.array([0, 1]))]
+    # user 1 training part: 1 2 3 4 5 -> inputs last 3 of [1..4], targets last 3 of [2..5]
+    assert b["inputs"].tolist() == [[2, 3, 4], [0, 3, 1]]
+    assert b["targets"].tolist() == [[3, 4, 5], [0, 1, 2]]
+
+
+def test_cache_reused_and_corrupt_cache_rebuilt(tiny_seq_file, tmp_path, caplog):
+    cdir = tmp_path / "cache"
+    a = load_processed(path=str(tiny_seq_file), cache_dir=cdir)
+    assert not a.cached
+    b = load_processed(path=str(tiny_seq_file), cache_dir=cdir)
+    assert b.cached
+    np.testing.assert_array_equal(a.split.train_items, b.split.train_items)
+    assert (a.operator != b.operator).nnz == 0
+    npz = next(cdir.glob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:-50])  # truncated
+    c = load_processed(path=str(tiny_seq_file), cache_dir=cdir)
+    assert not c.cached and "checksum" in caplog.text
+    assert load_processed(path=str(tiny_seq_file), cache_dir=cdir).cached
+    # stale format version
+    meta = next(cdir.glob("*.json"))
+    info = json.loads(meta.read_text())
+    info["format"] = -1
+    meta.write_text(json.dumps(info))
+    assert not load_processed(path=str(tiny_seq_file), cache_dir=cdir).cached
+    # changed file content -> another key, not the old cache
+    with open(tiny_seq_file, "a") as f:
+        f.write("999 1 2 3 4\n")
+    d = load_processed(path=str(tiny_seq_file), cache_dir=cdir)
+    assert not d.cached and d.num_users == a.num_users + 1
+
+
+def test_cache_key_depends_on_processing():
+    assert cache.cache_key({"a": 1}) != cache.cache_key({"a": 2})
+
+
+def test_datamodule_exposes_statistics_and_loaders(tiny_seq_file, tmp_path):
+    dm = RecDataModule({"path": str(tiny_seq_file)}, cache_dir=str(tmp_path), sampling="seq", maxlen=6,
+                       batch_size=8, eval_batch_size=16, seed=0)
+    dm.setup("fit")
+    assert dm.item_freq.shape == (dm.num_items + 1,) and dm.item_freq[0] == 0
+    assert dm.operator.layout == torch.sparse_csr and dm.operator.shape == (dm.num_items + 1,) * 2
+    batches = list(dm.train_dataloader())
+    assert max(b["inputs"].shape[1] for b in batches) <= 6
+    val = list(dm.val_dataloader())
+    assert sorted(torch.cat([b["users"] for b in val]).tolist()) == list(range(dm.num_users))
+    test_b = list(dm.test_dataloader())
+    d = dm.data
+    for b in test_b:  # test history = training part + validation item
+        for row, u in enumerate(b["users"].tolist()):
+            seen = b["seen_cols"][b["seen_rows"] == row].tolist()
+            tr = d.split.train_items[d.split.train_ptr[u]:d.split.train_ptr[u + 1]].tolist()
+            assert seen == tr + [int(d.split.valid[u])]
+            assert b["targets"][row] == d.split.test[u]
+    with pytest.raises(ConfigError, match="sampling"):
+        RecDataModule({"path": "x"}, sampling="nope")
+    with pytest.raises(ConfigError, match="maxlen"):
+        RecDataModule({"path": "x"}, maxlen=0)

@@ -1,0 +1,200 @@
+import math
+
+import pytest
+import torch
+
+from embfreq.metrics import METRIC_NAMES, PerItemMetrics, RankingMetrics, target_ranks
+
+KS = (1, 3, 5, 10)
+
+
+def naive_ranks(scores, targets, mask):
+    out = []
+    for u in range(scores.shape[0]):
+        t = int(targets[u])
+        s_t = float(scores[u, t])
+        s_t = -math.inf if math.isnan(s_t) else s_t
+        r = 1
+        for i in range(scores.shape[1]):
+            if i == t or (mask is not None and bool(mask[u, i])):
+                continue
+            s = float(scores[u, i])
+            s = -math.inf if math.isnan(s) else s
+            if s >= s_t:
+                r += 1
+        out.append(r)
+    return torch.tensor(out)
+
+
+def naive_metrics(ranks, ks):
+    vals = {f"{n}@{k}": 0.0 for n in METRIC_NAMES for k in ks}
+    for r in ranks.tolist():
+        for k in ks:
+            hit = r <= k
+            vals[f"hr@{k}"] += hit
+            vals[f"recall@{k}"] += hit
+            vals[f"precision@{k}"] += hit / k
+            vals[f"ndcg@{k}"] += 1 / math.log2(r + 1) if hit else 0.0
+            vals[f"mrr@{k}"] += 1 / r if hit else 0.0
+    return {key: v / len(ranks) for key, v in vals.items()}
+
+
+def random_case(seed, b=37, n=23, integer=True):
+    g = torch.Generator().manual_seed(seed)
+    if integer:  # small integer scores force many ties
+        scores = torch.randint(0, 4, (b, n), generator=g).float()
+    else:
+        scores = torch.randn(b, n, generator=g)
+    targets = torch.randint(1, n, (b,), generator=g)
+    mask = torch.rand(b, n, generator=g) < 0.3
+    mask[:, 0] = True
+    # Some targets repeat a seen item: the mask must not hide them.
+    mask[torch.arange(0, b, 3), targets[torch.arange(0, b, 3)]] = True
+    return scores, targets, mask
+
+
+@pytest.mark.parametrize("seed,integer", [(0, True), (1, True), (2, False)])
+def test_ranks_match_naive(seed, integer):
+    scores, targets, mask = random_case(seed, integer=integer)
+    assert torch.equal(target_ranks(scores, targets, mask), naive_ranks(scores, targets, mask))
+    assert torch.equal(target_ranks(scores, targets), naive_ranks(scores, targets, None))
+    assert target_ranks(scores, targets, mask).dtype == torch.long
+
+
+def test_ranks_hand_example():
+    scores = torch.tensor([[9.0, 0.5, 0.9, 0.7, 0.7, 0.1]])
+    mask = torch.tensor([[True, False, False, False, False, False]])
+    # target item 3 (0.7): item 2 (0.9) and tied item 4 (0.7) rank ahead; padding 0 is masked.
+    assert target_ranks(scores, torch.tensor([3]), mask).tolist() == [3]
+    mask2 = mask.clone()
+    mask2[0, 2] = True  # seen item no longer competes
+    assert target_ranks(scores, torch.tensor([3]), mask2).tolist() == [2]
+    # Target masked itself (a repeat) is still ranked.
+    mask3 = mask.clone()
+    mask3[0, 3] = True
+    assert target_ranks(scores, torch.tensor([3]), mask3).tolist() == [3]
+
+
+def test_all_equal_scores_get_worst_rank():
+    scores = torch.zeros(4, 10)
+    mask = torch.zeros(4, 10, dtype=torch.bool)
+    mask[:, 0] = True
+    mask[1, 5:] = True
+    ranks = target_ranks(scores, torch.tensor([1, 2, 9, 4]), mask)
+    assert ranks.tolist() == [9, 4, 9, 9]
+    m = RankingMetrics(ks=(1,))
+    m.update(ranks)
+    assert float(m.compute()["hr@1"]) == 0.0
+
+
+def test_nan_scores_count_as_minus_inf():
+    scores = torch.tensor([[0.0, float("nan"), 1.0, 2.0], [0.0, float("nan"), float("nan"), 2.0]])
+    mask = torch.tensor([[True, False, False, False]] * 2)
+    # NaN non-target never beats a finite target; a NaN target ties with every other NaN.
+    assert target_ranks(scores, torch.tensor([2, 1]), mask).tolist() == [2, 3]
+
+
+def test_ranks_bad_input():
+    s = torch.zeros(3, 5)
+    with pytest.raises(ValueError):
+        target_ranks(s, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError):
+        target_ranks(s, torch.zeros(3, dtype=torch.long), torch.zeros(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError):
+        target_ranks(s, torch.zeros(3, dtype=torch.long), torch.zeros(3, 5))
+    with pytest.raises(ValueError):
+        target_ranks(s[0], torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError):
+        target_ranks(s, torch.tensor([0, 1, 5]))
+    with pytest.raises(ValueError):
+        target_ranks(s, torch.zeros(3))
+    with pytest.raises(ValueError):
+        RankingMetrics().update(torch.ones(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError):
+        RankingMetrics().update(torch.tensor([0, 1]))
+    with pytest.raises(ValueError):
+        RankingMetrics(ks=(0, 5))
+    with pytest.raises(ValueError):
+        PerItemMetrics(5).update(torch.tensor([1, 2]), torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError):
+        PerItemMetrics(5).update(torch.tensor([1, 5]), torch.tensor([1, 2]))
+
+
+def test_ranking_metrics_hand_example():
+    m = RankingMetrics(ks=(1, 5), prefix="val/")
+    m.update(torch.tensor([3, 1]))
+    m.update(torch.tensor([7]))
+    out = m.compute()
+    assert set(out) == {f"val/{n}@{k}" for n in METRIC_NAMES for k in (1, 5)}
+    assert out["val/hr@1"].item() == pytest.approx(1 / 3)
+    assert out["val/hr@5"].item() == pytest.approx(2 / 3)
+    assert out["val/recall@5"].item() == pytest.approx(2 / 3)
+    assert out["val/precision@5"].item() == pytest.approx(2 / 15)
+    # ndcg@5: rank 3 -> 1/log2(4) = 0.5, rank 1 -> 1, rank 7 -> 0.
+    assert out["val/ndcg@5"].item() == pytest.approx(1.5 / 3)
+    assert out["val/mrr@5"].item() == pytest.approx((1 / 3 + 1) / 3)
+    assert out["val/mrr@1"].item() == pytest.approx(1 / 3)
+    assert out["val/ndcg@1"].dtype == torch.float64
+
+
+def test_ranking_metrics_match_naive():
+    scores, targets, mask = random_case(5, b=200, n=40)
+    ranks = target_ranks(scores, targets, mask)
+    m = RankingMetrics(ks=KS)
+    for chunk in ranks.split(17):
+        m.update(chunk)
+    out = m.compute()
+    for key, v in naive_metrics(ranks, KS).items():
+        assert out[key].item() == pytest.approx(v, abs=1e-12), key
+
+
+def test_empty_compute_is_nan():
+    with pytest.warns(UserWarning):  # torchmetrics warns on compute before update
+        out = RankingMetrics(ks=(1,)).compute()
+    assert math.isnan(out["hr@1"].item())
+
+
+def test_merge_states_like_ddp():
+    scores, targets, mask = random_case(7, b=101, n=30)
+    ranks = target_ranks(scores, targets, mask)
+    full, a, b = RankingMetrics(ks=KS), RankingMetrics(ks=KS), RankingMetrics(ks=KS)
+    full.update(ranks)
+    a.update(ranks[:50])
+    b.update(ranks[50:])
+    # Manual sum of states, as the "sum" all-reduce does.
+    c = RankingMetrics(ks=KS)
+    c.update(ranks[:0])
+    c.sums = a.sums + b.sums
+    c.count = a.count + b.count
+    a.merge_state(b)
+    for key, v in full.compute().items():
+        assert a.compute()[key].item() == pytest.approx(v.item(), abs=1e-12)
+        assert c.compute()[key].item() == pytest.approx(v.item(), abs=1e-12)
+
+    items = PerItemMetrics(30, k=5)
+    pa, pb = PerItemMetrics(30, k=5), PerItemMetrics(30, k=5)
+    items.update(targets, ranks)
+    pa.update(targets[:50], ranks[:50])
+    pb.update(targets[50:], ranks[50:])
+    pa.merge_state(pb)
+    for key, v in items.compute().items():
+        assert torch.allclose(pa.compute()[key], v), key
+
+
+def test_per_item_matches_naive():
+    scores, targets, mask = random_case(11, b=300, n=25)
+    ranks = target_ranks(scores, targets, mask)
+    m = PerItemMetrics(25, k=5)
+    m.update(targets[:100], ranks[:100])
+    m.update(targets[100:], ranks[100:])
+    out = m.compute()
+    assert out["count"].dtype == torch.long and out["ndcg"].dtype == torch.float64
+    for i in range(25):
+        rs = [int(r) for t, r in zip(targets, ranks) if int(t) == i]
+        assert int(out["count"][i]) == len(rs)
+        hr = sum(r <= 5 for r in rs) / len(rs) if rs else 0.0
+        nd = sum(1 / math.log2(r + 1) for r in rs if r <= 5) / len(rs) if rs else 0.0
+        assert out["hr"][i].item() == pytest.approx(hr)
+        assert out["recall"][i].item() == pytest.approx(hr)
+        assert out["ndcg"][i].item() == pytest.approx(nd)
+    assert int(out["count"][0]) == 0 and out["hr"][0].item() == 0.0  # padding never a target here
