@@ -178,3 +178,23 @@ class PerItemMetrics(torchmetrics.Metric):
         denom = self.count.clamp(min=1).to(torch.float64)
         hr = self.hit_sum / denom
         return {"count": self.count.clone(), "hr": hr, "recall": hr.clone(), "ndcg": self.ndcg_sum / denom}
+
+
+def ranks_excluding(scores: Tensor, targets: Tensor, excl_rows: Tensor | None = None,
+                    excl_cols: Tensor | None = None, exclude_padding: bool = True) -> Tensor:
+    """`target_ranks` for a score matrix the caller no longer needs, without a (B, N) mask.
+
+    Excluded entries (the (row, col) pairs, and column 0 when `exclude_padding`) are overwritten
+    with NaN in place, so they never compare >= the target; the target is never excluded.
+    Same ranks as `target_ranks(scores, targets, mask)` with the equivalent mask.
+    """
+    targets = targets.long()
+    idx = targets.unsqueeze(1)
+    t = scores.gather(1, idx)
+    t = torch.nan_to_num(t, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    if exclude_padding:
+        scores[:, 0] = float("nan")
+    if excl_rows is not None and excl_rows.numel():
+        scores[excl_rows, excl_cols] = float("nan")
+    scores.scatter_(1, idx, float("nan"))  # the target does not count itself
+    return (scores >= t).sum(1, dtype=torch.int32).long() + 1

@@ -46,6 +46,7 @@ def build_model(cfg: DictConfig, dm):
     extra = {"num_users": dm.num_users} if cfg.model.sampling == "pair" else {}
     return hydra.utils.instantiate(
         cfg.model.net,
+        _convert_="all",
         num_items=dm.num_items,
         item_freq=dm.item_freq,
         operator=dm.operator,

@@ -198,3 +198,24 @@ def test_per_item_matches_naive():
         assert out["recall"][i].item() == pytest.approx(hr)
         assert out["ndcg"][i].item() == pytest.approx(nd)
     assert int(out["count"][0]) == 0 and out["hr"][0].item() == 0.0  # padding never a target here
+
+
+def test_ranks_excluding_equals_target_ranks_with_mask():
+    from embfreq.metrics import ranks_excluding
+
+    g = torch.Generator().manual_seed(5)
+    for trial in range(20):
+        b, n = 17, 30
+        scores = torch.randint(-3, 4, (b, n), generator=g).float()  # many ties
+        if trial % 3 == 0:
+            scores[0, 5] = float("nan")
+            scores[1, 2] = float("-inf")
+        targets = torch.randint(1, n, (b,), generator=g)
+        mask = torch.rand(b, n, generator=g) < 0.3
+        mask[:, 0] = True
+        rows, cols = mask.nonzero(as_tuple=True)
+        keep = cols != 0
+        expected = target_ranks(scores.clone(), targets, mask)
+        got = ranks_excluding(scores.clone(), targets, rows[keep], cols[keep])
+        finite = torch.isfinite(scores.gather(1, targets[:, None])).squeeze(1)
+        assert torch.equal(got[finite], expected[finite])

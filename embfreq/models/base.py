@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from embfreq.metrics import PerItemMetrics, RankingMetrics, target_ranks
+from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -45,7 +45,9 @@ class RankingModel(pl.LightningModule):
         return self.user_vectors(batch, table) @ table.T  # (B, N + 1)
 
     def configure_optimizers(self):
-        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # the fused kernel is several times faster on CPU and GPU; the update is the same algorithm
+        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr, weight_decay=self.weight_decay,
+                                               fused=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
@@ -54,11 +56,9 @@ class RankingModel(pl.LightningModule):
 
     def ranks(self, batch: dict) -> torch.Tensor:
         scores = self.score(batch)
-        mask = torch.zeros_like(scores, dtype=torch.bool)
-        mask[:, 0] = True  # padding is no item
         if self.remove_seen:
-            mask[batch["seen_rows"], batch["seen_cols"]] = True
-        return target_ranks(scores, batch["targets"], mask)
+            return ranks_excluding(scores, batch["targets"], batch["seen_rows"], batch["seen_cols"])
+        return ranks_excluding(scores, batch["targets"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.val_metrics.update(self.ranks(batch))
