@@ -71,6 +71,54 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
 
 
+def check_precision(cfg: DictConfig) -> None:
+    """Mixed precision needs a GPU here; refuse it on CPU with one clear line instead of a slow or odd run."""
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if precision in ("32", "32-true"):
+        return
+    accel = str(cfg.trainer.get("accelerator", "auto"))
+    on_gpu = accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        raise ConfigError(f"trainer.precision={precision} needs a GPU; on CPU use trainer.precision=32-true")
+
+
+def torch_threads(cfg: DictConfig) -> int | None:
+    """Threads per job: `threads` if set, else the cores divided among parallel joblib jobs."""
+    if cfg.get("threads"):
+        return int(cfg.threads)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")):
+            n_jobs = int(launcher.get("n_jobs") or 1)
+            n_jobs = os.cpu_count() if n_jobs < 0 else n_jobs
+            return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+    except Exception:
+        pass
+    return None
+
+
+class EpochSeed:
+    """Reseeds torch before every training batch from (seed, epoch, batch, rank), so a resumed run continues identically.
+
+    Per batch, not per epoch: Lightning creates the train dataloader iterator (which draws from the
+    torch RNG) after `on_train_epoch_start` in a fresh epoch but before it in the first epoch after a
+    resume, so an epoch-start seed gave the resumed epoch other dropout masks.
+    """
+
+    def __new__(cls, seed: int):
+        import numpy as np
+        import pytorch_lightning as pl
+
+        class _EpochSeed(pl.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                key = [seed & 0xFFFFFFFF, trainer.current_epoch, batch_idx, trainer.global_rank]
+                torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+
+        return _EpochSeed()
+
+
 def param_counts(model) -> dict:
     items = model.items
     return {
@@ -102,11 +150,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     check_config(cfg)
+    check_precision(cfg)
+    threads = torch_threads(cfg)
+    if threads:
+        torch.set_num_threads(threads)
     t0 = time.time()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup("fit")
     t_data = time.time() - t0
+    log.info("data: %s in %.2fs", "loaded from cache" if dm.data.cached else "parsed", t_data)
     model = build_model(cfg, dm)
     ckpt_dir = run_dir / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/ndcg@10", mode="max",
@@ -119,7 +172,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     trainer = pl.Trainer(
         max_epochs=int(cfg.model.max_epochs),
         check_val_every_n_epoch=int(cfg.eval_every),
-        callbacks=[best_cb, last_cb, stop_cb],
+        callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed))],
         logger=logger,
         deterministic=False,
         use_distributed_sampler=False,
@@ -129,17 +182,22 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
     t1 = time.time()
-    trainer.fit(model, datamodule=dm)
+    resume_from = ckpt_dir / "last.ckpt" if cfg.get("resume") else None
+    if resume_from is not None and not resume_from.is_file():
+        raise UserError(f"{run_dir}: cannot resume, no checkpoint at {resume_from}")
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     t_fit = time.time() - t1
     best_path = best_cb.best_model_path or None
     val = {k: float(v) for k, v in (best_cb.best_model_score and {"val/ndcg@10": best_cb.best_model_score} or {}).items()}
     t2 = time.time()
     test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False)
     t_test = time.time() - t2
-    test = _scalars(test_out[0] if test_out else {}, "test/")
+    test = dict(getattr(model, "last_test", {})) or _scalars(test_out[0] if test_out else {}, "test/")
     best_epoch = None
     if best_path:
-        ck = torch.load(best_path, map_location="cpu", weights_only=False)
+        from embfreq.runs import load_checkpoint
+
+        ck = load_checkpoint(best_path)
         best_epoch = int(ck["epoch"])
         val = {k: float(v) for k, v in ck.get("embfreq_val_metrics", {}).items()} or val
     result = {
@@ -159,6 +217,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "test": test,
         "seconds": {"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0},
         "run_dir": str(run_dir),
+        "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse
+        "started_at": t0,  # epoch seconds; shows whether parallel sweep jobs overlapped
     }
     if trainer.is_global_zero:
         logger.log_hyperparams(hparams(cfg, result), {**test, **{k: v for k, v in val.items()}})
@@ -166,6 +226,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             from embfreq.analysis.run import analyze_model
 
             result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, logger)
+        result["finished_at"] = time.time()
         write_json(run_dir / "metrics.json", result)
     return result
 
@@ -192,12 +253,18 @@ def _is_multirun() -> bool:
         return False
 
 
+def _rank_zero() -> bool:
+    # DDP children started by Lightning carry their rank in the environment
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
 def run_job(cfg: DictConfig, run_dir: Path) -> dict:
     """One Hydra job: a user error ends a single run with one line; in a sweep the job records it and goes on."""
     multirun = _is_multirun()
     base = {"model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "lower_freq": cfg.lower_freq,
             "upper_freq": cfg.upper_freq, "neighbours": cfg.neighbours, "run_dir": str(run_dir)}
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if not cfg.get("resume") and _rank_zero():
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if multirun and cfg.lower_freq is not None and cfg.upper_freq is not None and cfg.lower_freq > cfg.upper_freq:
         reason = f"lower_freq={cfg.lower_freq} > upper_freq={cfg.upper_freq}: empty band"
         write_json(run_dir / "metrics.json", {"status": "skipped", "reason": reason, **base})
@@ -219,9 +286,22 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         log.error("failed: %s: %s", type(e).__name__, e)
         return {"status": "failed"}
     t = result.get("test", {})
-    print(f"embfreq: test HR@10={t.get('test/hr@10', float('nan')):.4f} "
-          f"NDCG@10={t.get('test/ndcg@10', float('nan')):.4f}  run dir: {run_dir}", flush=True)
+    if _rank_zero():
+        print(f"embfreq: test HR@10={t.get('test/hr@10', float('nan')):.4f} "
+              f"NDCG@10={t.get('test/ndcg@10', float('nan')):.4f}  run dir: {run_dir}", flush=True)
     return result
+
+
+def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
+    """The config of the run to resume (its own, so the result is that run's), marked as resuming."""
+    from embfreq.runs import run_config
+
+    run_dir = Path(cfg.resume)
+    old = run_config(run_dir)
+    if old.get("resume") and Path(old.resume) != run_dir:
+        raise UserError(f"{run_dir}: config names another run to resume ({old.resume})")
+    old.resume = str(run_dir)
+    return old, run_dir
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -230,6 +310,8 @@ def main(cfg: DictConfig) -> float | None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        if cfg.get("resume"):
+            cfg, run_dir = resume_config(cfg)
         result = run_job(cfg, run_dir)
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
         print(f"embfreq: error: {e}", file=sys.stderr)

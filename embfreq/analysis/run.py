@@ -14,6 +14,7 @@ from embfreq.analysis.plots import plot_freq_vs_norm, plot_frequency_buckets, pl
 log = logging.getLogger(__name__)
 
 FIGURES = ("frequency_panels.png", "frequency_buckets.png", "freq_vs_norm.png")
+NORM_COLUMN = "effective_norm"  # the items.csv column behind the Norm panel, the scatter and the summary
 
 
 def item_norms(items) -> tuple[np.ndarray, np.ndarray]:
@@ -43,9 +44,10 @@ def analyze_model(model, dm, per_item: dict | None, run_dir: str | Path, logger=
     per_item = {k: np.asarray(v) for k, v in per_item.items()}
     table = item_table(dm.item_ids, freq, in_band, own, eff, per_item)
     write_items_csv(run_dir / "items.csv", table)
-    # norm of the row the model uses for the item: own row unless smoothed
-    norm = np.where(np.isnan(own), eff, own)
-    summary = summary_numbers(freq, norm)
+    # The norm studied is that of the row the model scores with: the effective row. It equals the own
+    # row outside the band; inside it the own row (which neighbours="all" still keeps) is not used.
+    norm = eff
+    summary = {**summary_numbers(freq, norm), "norm": NORM_COLUMN}
     rho = summary.get("spearman_freq_norm")
     paths = [
         plot_frequency_panels(freq, norm, per_item["recall"], per_item["ndcg"], run_dir / FIGURES[0],
@@ -65,3 +67,4 @@ def _log_figures(writer, paths) -> None:
     for p in paths:
         img = mpimg.imread(str(p))[..., :3]
         writer.add_image(f"analysis/{Path(p).stem}", img, dataformats="HWC")
+    writer.flush()  # the figures come after the last test log; do not leave them to a buffer

@@ -5,8 +5,10 @@ Computed once per config and source-file content, then served from the on-disk c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,29 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _build_lock(cache_dir: Path):
+    """Parallel sweep jobs: the first one builds a cache entry, the others wait for it and load it.
+
+    Locks the cache directory itself, so no lock files are left behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): concurrent jobs may both build; writes stay atomic
+        yield
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # file systems without flock: go on unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def load_processed(
     path: str | None = None,
     bundled: str | None = None,
@@ -145,17 +170,18 @@ def load_processed(
         "max_neighbours": max_neighbours,
     }
     key = cache.cache_key({"source_sha256": _file_sha256(src), **params}) if use_cache and cache_dir else None
-    if key is not None:
-        hit = cache.load(Path(cache_dir), key)
-        if hit is not None:
-            arrays, meta = hit
-            return ProcessedData.from_arrays(
-                arrays, cached=True, seconds=time.perf_counter() - t0, source=meta.get("source", str(src))
-            )
-    raw = read_interactions(src, format, sep=sep, **{f"{k}_col": v for k, v in columns.items()})
-    data = process(raw, min_rating, min_user_interactions, min_item_interactions, normalization, max_neighbours)
-    data.source = str(src)
-    if key is not None:
-        cache.save(Path(cache_dir), key, data.to_arrays(), {"source": str(src), **params, **data.stats()})
-    data.seconds = time.perf_counter() - t0
+    with _build_lock(Path(cache_dir)) if key is not None else contextlib.nullcontext():
+        if key is not None:
+            hit = cache.load(Path(cache_dir), key)
+            if hit is not None:
+                arrays, meta = hit
+                return ProcessedData.from_arrays(
+                    arrays, cached=True, seconds=time.perf_counter() - t0, source=meta.get("source", str(src))
+                )
+        raw = read_interactions(src, format, sep=sep, **{f"{k}_col": v for k, v in columns.items()})
+        data = process(raw, min_rating, min_user_interactions, min_item_interactions, normalization, max_neighbours)
+        data.source = str(src)
+        if key is not None:
+            cache.save(Path(cache_dir), key, data.to_arrays(), {"source": str(src), **params, **data.stats()})
+        data.seconds = time.perf_counter() - t0
     return data

@@ -65,7 +65,7 @@ class RankingModel(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         metrics = {k: v.float() for k, v in self.val_metrics.compute().items()}
-        self.log_dict(metrics, prog_bar=False)
+        self.log_dict(metrics, prog_bar=False, sync_dist=True)  # already global; avoids the DDP warning
         self.last_val = {k: float(v) for k, v in metrics.items()}
         self.val_metrics.reset()
 
@@ -79,7 +79,9 @@ class RankingModel(pl.LightningModule):
         self.test_item_metrics.update(batch["targets"], r)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict({k: v.float() for k, v in self.test_metrics.compute().items()})
+        metrics = self.test_metrics.compute()
+        self.log_dict({k: v.float() for k, v in metrics.items()}, sync_dist=True)
+        self.last_test = {k: float(v) for k, v in metrics.items()}
         self.test_per_item = {k: v.detach().cpu() for k, v in self.test_item_metrics.compute().items()}
         self.test_metrics.reset()
         self.test_item_metrics.reset()

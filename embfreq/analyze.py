@@ -1,0 +1,151 @@
+"""`python -m embfreq.analyze RUN_DIR [--which best|last]`: redo a run's per-item analysis from its checkpoint.
+
+Rebuilds the model from the run's config.yaml and checkpoint, tests it with full ranking, and rewrites
+items.csv, the figures and the "analysis" entry of metrics.json (the rest of metrics.json is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from embfreq.errors import UserError
+from embfreq.io import write_json
+
+WHICH = ("best", "last")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m embfreq.analyze", description=__doc__.splitlines()[0].split(": ", 1)[-1])
+    p.add_argument("run_dir", type=Path, help="a run directory written by python -m embfreq.train")
+    p.add_argument("--which", choices=WHICH, default="best", help="checkpoint to analyse (default: best)")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator for the test pass (default: auto)")
+    return p.parse_args(argv)
+
+
+def _read_metrics(path: Path) -> dict:
+    """The run's metrics.json, or {} when there is none; a corrupt one is refused rather than overwritten."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable metrics file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: metrics file is not a JSON object")
+    return data
+
+
+def _precision(cfg, accelerator: str) -> str:
+    """The run's precision on a GPU (same numbers as its own test); mixed precision is GPU-only here."""
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return str(cfg.trainer.get("precision", "32-true")) if on_gpu else "32-true"
+
+
+def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> dict:
+    """Full-ranking test pass; returns the model's per-item metrics (count/hr/recall/ndcg)."""
+    import pytorch_lightning as pl
+
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,  # one process: the per-item sums are complete without a DDP reduce
+        precision=_precision(cfg, accelerator),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # the loaders bring their own batch sampler
+        default_root_dir=str(run_dir),  # nothing is written with logger and checkpoints off
+    )
+    trainer.test(model, datamodule=dm, verbose=False)
+    per_item = getattr(model, "test_per_item", None)
+    if per_item is None:
+        raise RuntimeError("the test pass produced no per-item metrics")
+    return per_item
+
+
+def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto") -> dict:
+    """Regenerate the analysis of one run; returns the new "analysis" entry."""
+    run_dir = Path(run_dir)
+    # Cheap checks first: a wrong path should fail in a blink, not after importing Lightning.
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: not a run directory (no such directory)")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
+    if not ckpt.is_file():
+        raise UserError(f"{run_dir}: no {which} checkpoint at {ckpt}")
+    # torch.save writes a zip; a truncated file lacks its central directory (read from the end only).
+    if not zipfile.is_zipfile(ckpt):
+        raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
+    metrics_path = run_dir / "metrics.json"
+    metrics = _read_metrics(metrics_path)
+    _quiet()
+    from embfreq.analysis.run import analyze_model
+    from embfreq.runs import restore
+
+    try:
+        cfg, dm, model = restore(run_dir, which)
+    except yaml.YAMLError as e:
+        raise UserError(f"{run_dir}: unreadable config.yaml ({str(e).splitlines()[0][:200]})") from None
+    per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
+    summary = analyze_model(model, dm, per_item, run_dir)
+    summary["checkpoint"] = which
+    # Re-read so that a concurrent writer of other keys is not undone by a stale copy.
+    metrics = _read_metrics(metrics_path) or metrics
+    metrics["analysis"] = summary
+    write_json(metrics_path, metrics)
+    return summary
+
+
+def _fmt(x, spec: str = ".4f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def summary_line(s: dict) -> str:
+    line = (f"embfreq: spearman(freq, {s.get('norm', 'norm')})={_fmt(s.get('spearman_freq_norm'))} "
+            f"(freq>=1: {_fmt(s.get('spearman_freq_norm_trained'))}), "
+            f"never-trained items={s.get('never_trained_items')}/{s.get('num_items')}, "
+            f"norm threshold={_fmt(s.get('norm_threshold'))}")
+    if s.get("norm_threshold") is not None:
+        line += (f" (balanced acc {_fmt(s.get('threshold_balanced_accuracy'), '.3f')}, "
+                 f"{s.get('items_below_threshold')} items below)")
+    return line
+
+
+def _quiet() -> None:
+    """Keep Lightning's start-up chatter and known harmless warnings from burying the summary."""
+    import warnings
+
+    import pytorch_lightning  # noqa: F401  (its import sets its logger to INFO; lower it afterwards)
+
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch's pytree API change, seen inside Lightning
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = analyze(args.run_dir, args.which, args.accelerator)
+    except UserError as e:  # one line, no traceback, like embfreq.train
+        print(f"embfreq: error: {e}", file=sys.stderr)
+        return 2
+    print(summary_line(summary))
+    print(f"embfreq: wrote items.csv, figures and metrics.json analysis in {args.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""`python -m embfreq.report <sweep dir | run dirs...> [--out DIR]`: tables and figures of a sweep.
+
+Writes summary.csv, summary.md, NDCG@10 heatmaps over (lower_freq, upper_freq) and a frontier
+plot into the sweep dir (or --out), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from embfreq.errors import UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m embfreq.report", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    ap.add_argument("paths", nargs="+", help="a sweep dir (searched for runs), or run dirs")
+    ap.add_argument("--out", default=None, help="where to write the report (default: the sweep dir, "
+                                                 "or the shared parent of the run dirs)")
+    args = ap.parse_args(argv)
+    from embfreq.analysis.report import make_report
+
+    try:
+        report = make_report(args.paths, args.out)
+    except UserError as e:
+        print(f"embfreq: error: {e}", file=sys.stderr)
+        return 2
+    print(report.table, end="")
+    print(f"\nwrote {len(report.files)} files to {report.out_dir}: " + ", ".join(f.name for f in report.files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

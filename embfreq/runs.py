@@ -1,0 +1,51 @@
+"""A run directory: its config, its checkpoints, and the model rebuilt from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from embfreq.errors import UserError
+
+CONFIG = "config.yaml"
+
+
+def run_config(run_dir: str | Path) -> DictConfig:
+    """The resolved config a run was started with."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
+    return OmegaConf.load(path)
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no {which} checkpoint at {path}")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint, loaded without unpickling arbitrary objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def restore(run_dir: str | Path, which: str = "best"):
+    """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode."""
+    from embfreq.train import build_datamodule, build_model
+
+    cfg = run_config(run_dir)
+    dm = build_datamodule(cfg)
+    dm.setup("test")
+    model = build_model(cfg, dm)
+    ckpt = load_checkpoint(checkpoint_path(run_dir, which))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({str(e).splitlines()[0][:200]})") from None
+    return cfg, dm, model.eval()

@@ -1,0 +1,182 @@
+"""Models, full-ranking evaluation and the training entry point, on tiny data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from embfreq.data.datamodule import RecDataModule
+from embfreq.models import GRU4Rec, MFBPR, SASRec
+from embfreq.models.sequential import trim_left_padding
+from embfreq.train import train
+from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    path = write_seq(d / "tiny.txt", synthetic_seqs(num_users=80, num_items=50))
+    return path, d / "cache"
+
+
+def tiny_cfg(path, cache, overrides=()):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=[
+            "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
+            f"cache_dir={cache}", "model.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
+            "trainer=cpu", "analysis=false", *overrides])
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=sasrec", "model.net.loss=bce"],
+    ["model=sasrec", "model.net.loss=bpr"],
+    ["model=sasrec", "model.net.loss=ce"],
+    ["model=sasrec", "neighbours=outside_band"],
+    ["model=gru4rec"],
+    ["model=mf_bpr"],
+    ["model=mf_bpr", "lower_freq=null", "upper_freq=null"],
+])
+def test_train_each_model_and_loss_writes_metrics(tiny, tmp_path, overrides):
+    path, cache = tiny
+    cfg = tiny_cfg(path, cache, overrides)
+    result = train(cfg, tmp_path)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["test"] == result["test"]
+    for k in ("hr", "recall", "precision", "ndcg", "mrr"):
+        for cut in (1, 5, 10, 20, 50):
+            v = m["test"][f"test/{k}@{cut}"]
+            assert 0.0 <= v <= 1.0
+    assert m["test"]["test/hr@10"] >= m["test"]["test/hr@5"]
+    assert m["best_epoch"] in (0, 1) and m["epochs_trained"] == 2
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert list((tmp_path / "tb").glob("events.out.tfevents*"))
+    if "neighbours=outside_band" in overrides:
+        assert m["embedding_params_saved"] == m["items_in_band"] * 64 > 0
+    if "lower_freq=null" in overrides:
+        assert m["items_in_band"] == 0
+
+
+def _dm(path, cache, sampling="seq", maxlen=8):
+    dm = RecDataModule({"path": str(path)}, cache_dir=str(cache), sampling=sampling, maxlen=maxlen,
+                       batch_size=16, eval_batch_size=7, seed=0)
+    dm.setup()
+    return dm
+
+
+def naive_ranks(scores, targets, seen_rows, seen_cols):
+    """Per-user loop: rank among all items except padding and seen items (never the target)."""
+    out = []
+    for r in range(scores.shape[0]):
+        t = int(targets[r])
+        excl = {0} | {int(c) for rr, c in zip(seen_rows.tolist(), seen_cols.tolist()) if rr == r}
+        excl.discard(t)
+        s = scores[r]
+        out.append(1 + sum(1 for j in range(len(s)) if j != t and j not in excl and s[j] >= s[t]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec", "mf"])
+def test_ranks_equal_naive_loop(tiny, kind):
+    path, cache = tiny
+    dm = _dm(path, cache, "pair" if kind == "mf" else "seq")
+    common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3)
+    model = {"sasrec": lambda: SASRec(**common), "gru4rec": lambda: GRU4Rec(**common),
+             "mf": lambda: MFBPR(num_users=dm.num_users, **common)}[kind]().eval()
+    with torch.no_grad():
+        for b in dm.test_dataloader():
+            scores = model.score(b)
+            # integer-rounded scores force ties
+            scores = torch.round(scores * 2)
+            got = __import__("embfreq.metrics", fromlist=["x"]).ranks_excluding(
+                scores.clone(), b["targets"], b["seen_rows"], b["seen_cols"])
+            assert got.tolist() == naive_ranks(scores, b["targets"], b["seen_rows"], b["seen_cols"])
+
+
+def test_zero_vectors_do_not_earn_perfect_ranks(tiny):
+    path, cache = tiny
+    dm = _dm(path, cache, "pair")
+    model = MFBPR(num_users=dm.num_users, num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator,
+                  lower_freq=None, upper_freq=None).eval()
+    with torch.no_grad():
+        model.users.weight.zero_()  # every score is 0: every target ties with every candidate
+        b = next(iter(dm.val_dataloader()))
+        r = model.ranks(b)
+    n_seen = torch.bincount(b["seen_rows"], minlength=len(r))
+    # targets rank behind all other unseen items
+    for row in range(len(r)):
+        seen = set(b["seen_cols"][b["seen_rows"] == row].tolist()) - {int(b["targets"][row])}
+        assert int(r[row]) == dm.num_items - len(seen)
+    assert (r > 1).all() and n_seen.sum() > 0
+
+
+@pytest.mark.parametrize("cls", [SASRec, GRU4Rec])
+def test_trimming_shared_left_padding_is_exact(tiny, cls):
+    path, cache = tiny
+    dm = _dm(path, cache, maxlen=20)
+    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    b = next(iter(dm.val_dataloader()))
+    table = model.items.effective_weight()
+    with torch.no_grad():
+        (trimmed,) = trim_left_padding(b["inputs"])
+        assert trimmed.shape[1] < 20 or (b["inputs"][:, 0] != 0).any()
+        padded = torch.cat([torch.zeros(len(b["inputs"]), 20 - trimmed.shape[1], dtype=torch.long), trimmed], 1)
+        h_trim = model.hidden(trimmed, table)[:, -1]
+        h_pad = model.hidden(padded, table)[:, -1]
+    torch.testing.assert_close(h_trim, h_pad, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(h_pad).all()
+
+
+def test_training_is_reproducible_and_seed_sensitive(tiny, tmp_path):
+    path, cache = tiny
+    a = train(tiny_cfg(path, cache, ["seed=3"]), tmp_path / "a")["test"]
+    b = train(tiny_cfg(path, cache, ["seed=3"]), tmp_path / "b")["test"]
+    c = train(tiny_cfg(path, cache, ["seed=4"]), tmp_path / "c")["test"]
+    assert a == b
+    assert a != c
+
+
+def _env(cache):
+    return {**os.environ, "EMBFREQ_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+
+
+def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
+    path, cache = tiny
+    out = subprocess.run(
+        [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
+         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=32",
+         "trainer=cpu", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"run dir: {tmp_path}" in out.stdout and "NDCG@10=" in out.stdout
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["lower_freq"] == 0 and m["upper_freq"] == 5
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "items.csv").is_file()
+
+
+def test_ddp_two_processes_match_one_process(tiny, tmp_path):
+    """Train with DDP (2 CPU processes, gloo), then evaluate the best checkpoint in one process."""
+    import pytorch_lightning as pl
+
+    from embfreq.runs import restore
+
+    path, cache = tiny
+    out = subprocess.run(
+        [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
+         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=16",
+         "eval.batch_size=8", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "analysis=false",
+         f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ddp = json.loads((tmp_path / "metrics.json").read_text())["test"]
+    assert sorted(p.name for p in tmp_path.parent.iterdir() if p.name.startswith(tmp_path.name)) == [tmp_path.name]
+    os.environ["EMBFREQ_CACHE"] = str(cache)
+    _, dm, model = restore(tmp_path)
+    pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(model, datamodule=dm,
+                                                                                          verbose=False)
+    for k, v in ddp.items():
+        assert model.last_test[k] == pytest.approx(v, abs=1e-12), k
