@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m embfreq.analyze", description=__doc__.splitlines()[0].split(": ", 1)[-1])
     p.add_argument("run_dir", type=Path, help="a run directory written by python -m embfreq.train")
     p.add_argument("--which", choices=WHICH, default="best", help="checkpoint to analyse (default: best)")
-    p.add_argument("--accelerator", default="auto", help="Lightning accelerator for the test pass (default: auto)")
+    p.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="Lightning accelerator for the test pass (default: auto)")
     return p.parse_args(argv)
 
 
@@ -53,8 +53,21 @@ def _precision(cfg, accelerator: str) -> str:
 def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> dict:
     """Full-ranking test pass; returns the model's per-item metrics (count/hr/recall/ndcg)."""
     import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    trainer = pl.Trainer(
+    try:
+        trainer = _trainer(pl, cfg, run_dir, accelerator)
+    except MisconfigurationException as e:  # e.g. --accelerator gpu on a machine without one
+        raise UserError(f"--accelerator {accelerator}: {str(e).splitlines()[0][:200]}") from None
+    trainer.test(model, datamodule=dm, verbose=False)
+    per_item = getattr(model, "test_per_item", None)
+    if per_item is None:
+        raise RuntimeError("the test pass produced no per-item metrics")
+    return per_item
+
+
+def _trainer(pl, cfg, run_dir: Path, accelerator: str):
+    return pl.Trainer(
         accelerator=accelerator,
         devices=1,  # one process: the per-item sums are complete without a DDP reduce
         precision=_precision(cfg, accelerator),
@@ -65,11 +78,6 @@ def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> d
         use_distributed_sampler=False,  # the loaders bring their own batch sampler
         default_root_dir=str(run_dir),  # nothing is written with logger and checkpoints off
     )
-    trainer.test(model, datamodule=dm, verbose=False)
-    per_item = getattr(model, "test_per_item", None)
-    if per_item is None:
-        raise RuntimeError("the test pass produced no per-item metrics")
-    return per_item
 
 
 def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto") -> dict:
