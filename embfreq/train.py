@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.band import check_band
-from embfreq.errors import ConfigError, UserError
+from embfreq.errors import ConfigError, DataError, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
@@ -36,27 +36,35 @@ def build_datamodule(cfg: DictConfig):
         eval_batch_size=int(cfg.eval.batch_size),
         num_workers=int(cfg.num_workers),
         bucketing=bool(cfg.bucketing),
+        pair_sampling=str(cfg.model.get("pair_sampling", "user")),
         seed=int(cfg.seed),
     )
 
 
 def build_model(cfg: DictConfig, dm):
     import hydra.utils
+    from hydra.errors import InstantiationException
 
     extra = {"num_users": dm.num_users} if cfg.model.sampling == "pair" else {}
-    return hydra.utils.instantiate(
-        cfg.model.net,
-        _convert_="all",
-        num_items=dm.num_items,
-        item_freq=dm.item_freq,
-        operator=dm.operator,
-        lower_freq=cfg.lower_freq,
-        upper_freq=cfg.upper_freq,
-        neighbours=cfg.neighbours,
-        ks=tuple(cfg.eval.ks),
-        remove_seen=bool(cfg.eval.remove_seen),
-        **extra,
-    )
+    try:
+        return hydra.utils.instantiate(
+            cfg.model.net,
+            _convert_="all",
+            num_items=dm.num_items,
+            item_freq=dm.item_freq,
+            operator=dm.operator,
+            lower_freq=cfg.lower_freq,
+            upper_freq=cfg.upper_freq,
+            neighbours=cfg.neighbours,
+            ks=tuple(cfg.eval.ks),
+            remove_seen=bool(cfg.eval.remove_seen),
+            **extra,
+        )
+    except InstantiationException as e:
+        # the constructors check their arguments with ValueError/TypeError: a bad setting, one line
+        if isinstance(e.__cause__, (ValueError, TypeError)):
+            raise ConfigError(f"model {cfg.model.name}: {e.__cause__}") from None
+        raise
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -69,6 +77,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("eval_every, patience and model.max_epochs must be at least 1")
     if int(cfg.model.net.get("maxlen", 1)) < 1:
         raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
+    seed = cfg.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")  # numpy seeds refuse negatives
+    if 10 not in list(cfg.eval.ks):
+        raise ConfigError(f"eval.ks must include 10 (checkpointing and early stopping watch val/ndcg@10), got {list(cfg.eval.ks)}")
 
 
 def check_precision(cfg: DictConfig) -> None:
@@ -119,6 +132,21 @@ class EpochSeed:
         return _EpochSeed()
 
 
+class KeepStopped:
+    """On resume, a run that early stopping had ended (and that died before writing its results) trains no further."""
+
+    def __new__(cls, stop_cb):
+        import pytorch_lightning as pl
+
+        class _KeepStopped(pl.Callback):
+            def on_train_start(self, trainer, pl_module):
+                # Lightning restores EarlyStopping's counters but not trainer.should_stop
+                if stop_cb.wait_count >= stop_cb.patience:
+                    trainer.should_stop = True
+
+        return _KeepStopped()
+
+
 def param_counts(model) -> dict:
     items = model.items
     return {
@@ -158,6 +186,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup("fit")
+    ptr = dm.data.split.train_ptr
+    if cfg.model.sampling == "seq" and not (ptr[1:] - ptr[:-1] >= 2).any():
+        # no next-item pair to learn from: Lightning would skip fit and the untrained model be reported "ok"
+        raise DataError(f"{dm.data.source}: no training sequences: every user has 3 interactions (one left after "
+                        f"the validation and test items); {cfg.model.name} needs users with at least 4")
     t_data = time.time() - t0
     log.info("data: %s in %.2fs", "loaded from cache" if dm.data.cached else "parsed", t_data)
     model = build_model(cfg, dm)
@@ -172,7 +205,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     trainer = pl.Trainer(
         max_epochs=int(cfg.model.max_epochs),
         check_val_every_n_epoch=int(cfg.eval_every),
-        callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed))],
+        callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
         logger=logger,
         deterministic=False,
         use_distributed_sampler=False,
@@ -185,12 +218,23 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     resume_from = ckpt_dir / "last.ckpt" if cfg.get("resume") else None
     if resume_from is not None and not resume_from.is_file():
         raise UserError(f"{run_dir}: cannot resume, no checkpoint at {resume_from}")
-    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+    if resume_from is not None:
+        from embfreq.runs import load_checkpoint
+
+        state = load_checkpoint(resume_from)  # a truncated or foreign file: one clear error, not Lightning's traceback
+        # Lightning drops ModelCheckpoint's best score when its dir changed, and keeps a path into the old dir
+        saved = {str(v.get("dirpath")) for k, v in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")}
+        if saved - {os.path.realpath(ckpt_dir)}:
+            raise UserError(f"{run_dir}: the run was moved (its checkpoints name {sorted(saved)[0]}); "
+                            "resume it at its original path")
+    # weights_only: our checkpoints hold tensors and plain values only; never unpickle arbitrary objects
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     t_fit = time.time() - t1
     best_path = best_cb.best_model_path or None
     val = {k: float(v) for k, v in (best_cb.best_model_score and {"val/ndcg@10": best_cb.best_model_score} or {}).items()}
     t2 = time.time()
-    test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False)
+    test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
+                            weights_only=True)
     t_test = time.time() - t2
     test = dict(getattr(model, "last_test", {})) or _scalars(test_out[0] if test_out else {}, "test/")
     best_epoch = None

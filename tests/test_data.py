@@ -194,15 +194,22 @@ def test_negatives_never_hit_training_items_and_are_reproducible(tiny_seq_file):
     for x, y in zip(batches, again):
         for k in x:
             assert torch.equal(x[k], y[k])
-    pairs = PairTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, seed=1)
-    ps = BucketBatchSampler(np.ones(len(pairs)), 32, seed=1)
     seen = SeenItems(sp_.train_ptr, sp_.train_items, d.num_items)
-    for k in ps:
-        b = pairs[k]
-        assert not seen.contains(b["users"].numpy(), b["negatives"].numpy()).any()
-        assert seen.contains(b["users"].numpy(), b["positives"].numpy()).all()
-    # every training interaction appears once per epoch
-    assert sum(len(k[2]) for k in ps) == len(sp_.train_items)
+    for mode in ("user", "interaction"):
+        pairs = PairTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, seed=1, sampling=mode)
+        ps = BucketBatchSampler(np.ones(len(pairs)), 32, seed=1)
+        got = [pairs[k] for k in ps]
+        for b in got:
+            assert not seen.contains(b["users"].numpy(), b["negatives"].numpy()).any()
+            assert seen.contains(b["users"].numpy(), b["positives"].numpy()).all()
+        # an epoch has as many triples as training interactions
+        assert sum(len(b["users"]) for b in got) == len(sp_.train_items)
+        if mode == "interaction":  # ... and then each interaction exactly once
+            pairs_seen = sorted(zip(torch.cat([b["users"] for b in got]).tolist(),
+                                    torch.cat([b["positives"] for b in got]).tolist()))
+            assert pairs_seen == sorted(zip(sp_.train_users.tolist(), sp_.train_items.tolist()))
+    with pytest.raises(ValueError, match="pair sampling"):
+        PairTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, seed=1, sampling="bogus")
 
 
 def test_seq_batches_are_next_item_windows(tmp_path):

@@ -143,13 +143,26 @@ class SeqTrainDataset(Dataset):
         }
 
 
-class PairTrainDataset(Dataset):
-    """(user, positive, negative) triples over all training interactions, repeats included."""
+PAIR_SAMPLING = ("user", "interaction")
 
-    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, seed: int):
+
+class PairTrainDataset(Dataset):
+    """(user, positive, negative) triples; an epoch has as many triples as training interactions.
+
+    `sampling="user"` (FreeRec/RecBoard's BPR-MF) draws a user uniformly, then one of the user's
+    training items, so every user weighs the same; `"interaction"` walks over all training
+    interactions once (repeats included), so active users weigh more.
+    """
+
+    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, seed: int,
+                 sampling: str = "user"):
+        if sampling not in PAIR_SAMPLING:
+            raise ValueError(f"unknown pair sampling {sampling!r}; expected one of {PAIR_SAMPLING}")
+        self.ptr = train_ptr
         self.users = np.repeat(np.arange(len(train_ptr) - 1, dtype=np.int64), np.diff(train_ptr))
+        self.active = np.flatnonzero(np.diff(train_ptr) > 0)
         self.items = train_items
-        self.num_items, self.seed = num_items, seed
+        self.num_items, self.seed, self.sampling = num_items, seed, sampling
         self.seen = SeenItems(train_ptr, train_items, num_items)
 
     def __len__(self) -> int:
@@ -157,12 +170,17 @@ class PairTrainDataset(Dataset):
 
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         epoch, b, rows = key
-        users = self.users[rows]
         rng = np.random.default_rng([self.seed, epoch, b, 2])
+        if self.sampling == "user":
+            users = self.active[rng.integers(0, len(self.active), size=len(rows))]
+            lengths = self.ptr[users + 1] - self.ptr[users]
+            pos = self.items[self.ptr[users] + (rng.random(len(users)) * lengths).astype(np.int64)]
+        else:
+            users, pos = self.users[rows], self.items[rows]
         negs = sample_negatives(rng, users, self.seen, self.num_items)
         return {
-            "users": torch.from_numpy(users),
-            "positives": torch.from_numpy(self.items[rows].astype(np.int64)),
+            "users": torch.from_numpy(users.astype(np.int64)),
+            "positives": torch.from_numpy(pos.astype(np.int64)),
             "negatives": torch.from_numpy(negs),
         }
 

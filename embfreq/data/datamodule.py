@@ -41,6 +41,7 @@ class RecDataModule(pl.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         bucketing: bool = True,
+        pair_sampling: str = "user",
         seed: int = 0,
         processed: ProcessedData | None = None,
     ):
@@ -56,6 +57,7 @@ class RecDataModule(pl.LightningDataModule):
         self.sampling, self.maxlen = sampling, maxlen
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.bucketing, self.seed = num_workers, bucketing, seed
+        self.pair_sampling = pair_sampling
         self.data = processed
 
     # -- data ---------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class RecDataModule(pl.LightningDataModule):
         if self.sampling == "seq":
             ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen, self.seed)
             return self._loader(ds, ds.lengths, self.batch_size, shuffle=True)
-        ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed)
+        ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed, self.pair_sampling)
         return self._loader(ds, np.ones(len(ds), dtype=np.int64), self.batch_size, shuffle=True)
 
     def eval_dataset(self, stage: str) -> EvalDataset:

@@ -13,7 +13,7 @@ from embfreq.nn.smoothed_embedding import SmoothedItemEmbedding
 class MFBPR(RankingModel):
     def __init__(self, num_users: int, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
                  embedding_dim: int = 64, lower_freq: float | None = 0, upper_freq: float | None = 5,
-                 neighbours: str = "all", init_std: float = 0.1, lr: float = 1e-3, weight_decay: float = 0.0,
+                 neighbours: str = "all", init_std: float = 1e-4, lr: float = 1e-3, weight_decay: float = 0.0,
                  optimizer: str = "adam", ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True):
         super().__init__(num_items, lr, weight_decay, optimizer, ks, remove_seen)
         self.save_hyperparameters(ignore=["item_freq", "operator"])
