@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.io import atomic_path, write_json
+from embfreq.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,6 @@ def cache_key(parts: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save(cache_dir: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Write `<key>.npz` then `<key>.json` (with the npz checksum); the json is the commit marker."""
     cache_dir = Path(cache_dir)
@@ -40,7 +32,7 @@ def save(cache_dir: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -
             np.savez(f, **arrays)
     write_json(
         cache_dir / f"{key}.json",
-        {"format": CACHE_FORMAT_VERSION, "sha256": _sha256(npz), "meta": meta},
+        {"format": CACHE_FORMAT_VERSION, "sha256": sha256_file(npz), "meta": meta},
     )
 
 
@@ -55,7 +47,7 @@ def load(cache_dir: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None
         if info.get("format") != CACHE_FORMAT_VERSION:
             log.warning("cache %s has format %s, expected %s: rebuilding", npz, info.get("format"), CACHE_FORMAT_VERSION)
             return None
-        if _sha256(npz) != info["sha256"]:
+        if sha256_file(npz) != info["sha256"]:
             log.warning("cache %s fails its checksum: rebuilding", npz)
             return None
         with np.load(npz, allow_pickle=False) as z:

@@ -12,17 +12,9 @@ import urllib.request
 from pathlib import Path
 
 from embfreq.errors import DataError
+from embfreq.io import sha256_file
 
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _file_name(url: str) -> str:

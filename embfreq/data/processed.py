@@ -6,7 +6,6 @@ Computed once per config and source-file content, then served from the on-disk c
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from embfreq.data import cache
 from embfreq.data.graph import build_operator, item_frequency
 from embfreq.data.preprocess import Sequences, Split, build_sequences, drop_short_users, leave_one_out
 from embfreq.data.sources import resolve_source
+from embfreq.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,6 @@ def process(
     return ProcessedData(seqs, split, item_frequency(split.train_items, n), op, dropped, source=raw.source)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def _build_lock(cache_dir: Path):
     """Parallel sweep jobs: the first one builds a cache entry, the others wait for it and load it.
@@ -169,7 +161,7 @@ def load_processed(
         "normalization": normalization,
         "max_neighbours": max_neighbours,
     }
-    key = cache.cache_key({"source_sha256": _file_sha256(src), **params}) if use_cache and cache_dir else None
+    key = cache.cache_key({"source_sha256": sha256_file(src), **params}) if use_cache and cache_dir else None
     with _build_lock(Path(cache_dir)) if key is not None else contextlib.nullcontext():
         if key is not None:
             hit = cache.load(Path(cache_dir), key)
