@@ -7,6 +7,7 @@ plot into the sweep dir (or --out), and prints the table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from embfreq.errors import UserError
@@ -25,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"embfreq: error: {e}", file=sys.stderr)
         return 2
-    print(report.table, end="")
-    print(f"\nwrote {len(report.files)} files to {report.out_dir}: " + ", ".join(f.name for f in report.files))
+    try:
+        print(report.table, end="")
+        print(f"\nwrote {len(report.files)} files to {report.out_dir}: " + ", ".join(f.name for f in report.files))
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into `head`: the files are written, the rest of the table is not wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

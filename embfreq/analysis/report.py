@@ -159,6 +159,9 @@ def _read_metrics(path: Path) -> dict:
         raise ReportError(f"{path}: unreadable {METRICS} ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(m, dict):
         raise ReportError(f"{path}: unreadable {METRICS} (expected a JSON object, got {type(m).__name__})")
+    for key in ("test", "val", "seconds"):
+        if key in m and not isinstance(m[key], dict):
+            raise ReportError(f"{path}: unreadable {METRICS} ({key!r} is not an object)")
     return m
 
 
@@ -222,6 +225,7 @@ def _assign_variants(rows: list[Row]) -> None:
     for r in rows:
         groups.setdefault((r.model, r.data), []).append(r)
     for group in groups.values():
+        group = [r for r in group if r.config]  # runs without config.yaml cannot say how they differ
         keys = sorted({k for r in group for k in r.config if not _ignored(k)})
         varying = [k for k in keys if len({json.dumps(r.config.get(k), sort_keys=True, default=str) for r in group}) > 1]
         for r in group:

@@ -1,0 +1,199 @@
+"""`embfreq.report` on hand-made run dirs (no training): rows, baselines, grids, figures, errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from embfreq.analysis.report import ReportError, band_label, default_out_dir, grids, load_rows, make_report
+from tests.conftest import ROOT
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(root, name, status="ok", model="sasrec", data="beauty", seed=1, lower=0, upper=5, ndcg=0.1, hr=0.2,
+             neighbours="all", items=100, in_band=10, net=None, reason="", config=True):
+    """A run dir as train.py leaves it: config.yaml (resolved) and metrics.json."""
+    d = root / name
+    d.mkdir(parents=True)
+    if config:
+        cfg = {"seed": seed, "lower_freq": lower, "upper_freq": upper, "neighbours": neighbours,
+               "model": {"name": model, "net": {"embedding_dim": 64, "num_heads": 1, **(net or {})}},
+               "data": {"name": data, "path": None}, "cache_dir": f"/tmp/{name}", "trainer": {"accelerator": "cpu"}}
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / ".hydra").mkdir()
+        (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))  # Hydra's copy: not a run
+    if status is None:
+        return d
+    base = {"status": status, "model": model, "data": data, "seed": seed, "lower_freq": lower, "upper_freq": upper,
+            "neighbours": neighbours, "run_dir": str(d)}
+    if status == "ok":
+        saved = in_band * 64 if neighbours == "outside_band" else 0
+        base.update(items=items, items_in_band=in_band, share_in_band=in_band / items,
+                    embedding_params=(items + 1) * 64 - saved, embedding_params_saved=saved, total_params=12345,
+                    epochs_trained=20, best_epoch=15, val={"val/ndcg@10": ndcg},
+                    test={"test/hr@10": hr, "test/ndcg@10": ndcg, "test/hr@5": hr / 2},
+                    seconds={"data": 0.1, "fit": 1.0, "test": 0.2, "total": 1.5})
+    elif status == "skipped":
+        base["reason"] = reason or f"lower_freq={lower} > upper_freq={upper}: empty band"
+    else:
+        base["error"] = reason or "AssertionError: embed_dim must be divisible by num_heads"
+    (d / "metrics.json").write_text(json.dumps(base))
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Two seeds of sasrec with baselines, one skipped and one failed cell, and an mf_bpr run without a
+    same-seed baseline (so its baseline is the mean of the two)."""
+    s = tmp_path / "sweep"
+    fake_run(s, "0_base_s1", lower=None, upper=None, seed=1, ndcg=0.20, hr=0.40, in_band=0)
+    fake_run(s, "1_base_s2", lower=None, upper=None, seed=2, ndcg=0.30, hr=0.50, in_band=0)
+    fake_run(s, "2_l0_u5_s1", lower=0, upper=5, seed=1, ndcg=0.22, hr=0.41, in_band=30)
+    fake_run(s, "3_l0_u5_s2", lower=0, upper=5, seed=2, ndcg=0.27, hr=0.45, in_band=30)
+    fake_run(s, "4_l5_u20_s1", lower=5, upper=20, seed=1, ndcg=0.18, hr=0.39, in_band=50, neighbours="all")
+    fake_run(s, "5_l20_u5_s1", status="skipped", lower=20, upper=5, seed=1)
+    fake_run(s, "6_l20_unull_s1", status="failed", lower=20, upper=None, seed=1, reason="RuntimeError: out | of memory")
+    fake_run(s, "7_mf_base_s1", model="mf_bpr", lower=None, upper=None, seed=1, ndcg=0.10, hr=0.2, in_band=0)
+    fake_run(s, "8_mf_base_s2", model="mf_bpr", lower=None, upper=None, seed=2, ndcg=0.12, hr=0.3, in_band=0)
+    fake_run(s, "9_mf_l0_u5_s3", model="mf_bpr", lower=0, upper=5, seed=3, ndcg=0.13, hr=0.3, in_band=30)
+    return s
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return {r["run"]: r for r in csv.DictReader(f)}
+
+
+def test_rows_match_metrics_and_baselines(sweep):
+    rep = make_report([sweep])
+    assert rep.out_dir == sweep.resolve()
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 10  # .hydra/config.yaml copies are not runs
+    r = rows["2_l0_u5_s1"]
+    assert (r["status"], r["model"], r["data"], r["band"], r["seed"]) == ("ok", "sasrec", "beauty", "[0, 5]", "1")
+    assert (r["items"], r["items_in_band"], float(r["share_in_band"])) == ("100", "30", 0.3)
+    assert (r["embedding_params"], r["embedding_params_saved"]) == (str(101 * 64), "0")
+    assert float(r["test_ndcg@10"]) == 0.22 and float(r["test_hr@10"]) == 0.41
+    # same-seed baseline
+    assert float(r["baseline_ndcg@10"]) == 0.20 and r["baseline_runs"] == "1"
+    assert float(r["delta_ndcg@10"]) == pytest.approx(0.02)
+    assert float(r["delta_ndcg@10_pct"]) == pytest.approx(10.0)
+    assert float(r["delta_hr@10"]) == pytest.approx(0.01)
+    assert float(rows["3_l0_u5_s2"]["delta_ndcg@10"]) == pytest.approx(-0.03)
+    # no same-seed baseline: the mean of the model's baselines, never another model's
+    mf = rows["9_mf_l0_u5_s3"]
+    assert float(mf["baseline_ndcg@10"]) == pytest.approx(0.11) and mf["baseline_runs"] == "2"
+    assert float(mf["delta_ndcg@10"]) == pytest.approx(0.02)
+    # baselines and non-ok runs carry no change
+    assert rows["0_base_s1"]["band"] == "baseline" and rows["0_base_s1"]["delta_ndcg@10"] == ""
+    sk = rows["5_l20_u5_s1"]
+    assert sk["status"] == "skipped" and "empty band" in sk["reason"] and sk["test_ndcg@10"] == ""
+    fa = rows["6_l20_unull_s1"]
+    assert (fa["status"], fa["band"], fa["reason"]) == ("failed", "[20, inf)", "RuntimeError: out | of memory")
+    # sorted by model, data, then baselines first, then bands
+    assert list(rows)[:5] == ["7_mf_base_s1", "8_mf_base_s2", "9_mf_l0_u5_s3", "0_base_s1", "1_base_s2"]
+
+
+def test_markdown_and_printed_table(sweep):
+    rep = make_report([sweep])
+    md = (sweep / "summary.md").read_text()
+    assert rep.table in md
+    lines = [ln for ln in rep.table.splitlines() if ln.startswith("| 2_l0_u5_s1 ")]
+    assert len(lines) == 1
+    line = lines[0]
+    assert "0.2200" in line and "+0.0200 (+10.0%)" in line and "30 / 100 (30.0%)" in line and "| ok |" in line
+    assert "failed: RuntimeError: out \\| of memory" in rep.table  # a pipe in a reason keeps the table intact
+    assert "skipped: lower_freq=20 > upper_freq=5: empty band" in rep.table
+    n_cols = rep.table.splitlines()[0].count(" | ")
+    assert all(ln.replace("\\|", "").count(" | ") == n_cols for ln in rep.table.splitlines()[2:])
+    assert "tensorboard --logdir" in md
+
+
+def test_grid_mean_std_and_figures(sweep):
+    rows = load_rows([sweep])
+    gs = {g.panel[0]: g for g in grids(rows)}
+    g = gs["sasrec"]
+    assert g.lowers == [0, 5, 20] and g.uppers == [5, 20, None]
+    c = g.cells[(0, 5)]
+    assert c.mean == pytest.approx(0.245) and c.std == pytest.approx(0.0353553, rel=1e-4)
+    assert "±0.0354 (n=2)" in c.text()
+    assert g.cells[(20, 5)].text() == "skipped" and g.cells[(20, None)].text() == "failed"
+    assert g.baseline.mean == pytest.approx(0.25) and len(g.baseline.values) == 2
+    assert gs["mf_bpr"].baseline.mean == pytest.approx(0.11)
+    rep = make_report([sweep])
+    pngs = sorted(p.name for p in rep.files if p.suffix == ".png")
+    assert pngs == ["frontier_ndcg10.png", "heatmap_ndcg10_mf_bpr_beauty.png", "heatmap_ndcg10_sasrec_beauty.png"]
+    for p in rep.files:
+        assert p.is_file()
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG
+    assert not [p for p in sweep.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_variants_split_panels_and_baselines(tmp_path):
+    s = tmp_path / "s"
+    fake_run(s, "a", lower=None, upper=None, net={"num_heads": 1}, ndcg=0.2)
+    fake_run(s, "b", lower=None, upper=None, net={"num_heads": 2}, ndcg=0.4)
+    fake_run(s, "c", lower=0, upper=5, net={"num_heads": 1}, ndcg=0.3)
+    fake_run(s, "d", lower=0, upper=5, net={"num_heads": 2}, ndcg=0.3, neighbours="outside_band")
+    rows = {r.run_dir.name: r for r in load_rows([s])}
+    assert rows["c"].variant == "model.net.num_heads=1" and rows["d"].variant == "model.net.num_heads=2"
+    assert rows["c"].baseline["ndcg"] == pytest.approx(0.2) and rows["d"].baseline["ndcg"] == pytest.approx(0.4)
+    assert len(grids(list(rows.values()))) == 2
+    rep = make_report([s])
+    assert "| variant |" in rep.table.splitlines()[0]
+    assert "[0, 5] (outside_band)" in rep.table
+    d = read_csv(s / "summary.csv")["d"]
+    assert d["embedding_params_saved"] == str(10 * 64)
+
+
+def test_run_dirs_and_out_dir(sweep, tmp_path):
+    a, b = sweep / "2_l0_u5_s1", sweep / "0_base_s1"
+    assert default_out_dir([a, b]) == sweep.resolve()
+    rep = make_report([a, b], tmp_path / "out")
+    assert {r.run_dir.name for r in rep.rows} == {a.name, b.name}
+    assert read_csv(tmp_path / "out" / "summary.csv")["2_l0_u5_s1"]["baseline_runs"] == "1"
+    other = fake_run(tmp_path / "elsewhere", "x")
+    with pytest.raises(ReportError, match="--out"):
+        make_report([a, other])
+    # a run without metrics.json (killed or still running) is listed, not an error
+    fake_run(sweep, "10_running", status=None)
+    rows = read_csv(make_report([sweep]).files[0])
+    assert rows["10_running"]["status"] == "missing"
+
+
+def test_band_label():
+    assert band_label(None, None) == "baseline"
+    assert band_label(0, 0) == "[0, 0]"
+    assert band_label(100, None) == "[100, inf)"
+    assert band_label(None, 5) == "(-inf, 5]"
+    assert band_label(2.5, 7.0) == "[2.5, 7]"
+
+
+def cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "embfreq.report", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
+    out = cli(sweep, "--out", tmp_path / "rep")
+    assert out.returncode == 0, out.stderr
+    assert "| 2_l0_u5_s1 |" in out.stdout and (tmp_path / "rep" / "summary.csv").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".hydra").mkdir()
+    (empty / ".hydra" / "config.yaml").write_text("a: 1\n")
+    bad = fake_run(tmp_path / "bad", "r")
+    (bad / "metrics.json").write_text('{"status": "ok", "test": ')
+    for args, msg in [((empty,), "no runs under"), ((tmp_path / "nope",), "no such file"),
+                      ((tmp_path / "bad",), "unreadable metrics.json")]:
+        out = cli(*args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert out.stderr.startswith("embfreq: error: ") and msg in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

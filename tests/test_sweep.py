@@ -1,0 +1,196 @@
+"""Sweeps: a basic-launcher grid with a skipped and a failing cell and its report; the study and launcher
+configs; (slow) joblib running jobs in parallel, submitit_local, and launching the whole study."""
+
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+from embfreq.analysis.report import make_report
+from embfreq.train import torch_threads
+from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
+
+STUDY_BANDS = {"baseline": (None, None), "b0_0": (0, 0), "b0_5": (0, 5), "b5_20": (5, 20),
+               "b20_100": (20, 100), "b100_inf": (100, None)}
+
+
+def tiny_args(path, epochs=1):
+    return ["data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
+            f"model.max_epochs={epochs}", "eval_every=1", "model.batch_size=32", "eval.batch_size=64",
+            "analysis=false", "trainer=cpu"]
+
+
+def sweep(tmp_path, *overrides, timeout=600):
+    """Run `python -m embfreq.train -m ...` into tmp_path/sweep with its own data cache."""
+    env = {**os.environ, "EMBFREQ_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "embfreq.train", "-m", *overrides,
+                          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return tmp_path / "sweep", out
+
+
+def runs(sweep_dir):
+    return {d.name: json.loads((d / "metrics.json").read_text())
+            for d in sorted(sweep_dir.iterdir()) if (d / "metrics.json").is_file()}
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    return write_seq(tmp_path / "tiny.txt", synthetic_seqs(num_users=60, num_items=40))
+
+
+def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, data_file):
+    # 8 jobs: (10, 5) is skipped for both head counts; num_heads=3 does not divide embedding_dim 64, so
+    # those jobs fail; the sweep goes on and trains the baseline and two bands with one head.
+    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=null,10", "upper_freq=null,5",
+                           "model.net.num_heads=1,3")
+    ms = runs(sweep_dir)
+    assert len(ms) == 8 and all((sweep_dir / name / "config.yaml").is_file() for name in ms)
+    status = {(m["lower_freq"], m["upper_freq"], _heads(sweep_dir / name)): m["status"] for name, m in ms.items()}
+    assert status == {(None, None, 1): "ok", (None, 5, 1): "ok", (10, None, 1): "ok", (10, 5, 1): "skipped",
+                      (None, None, 3): "failed", (None, 5, 3): "failed", (10, None, 3): "failed",
+                      (10, 5, 3): "skipped"}
+    for m in ms.values():
+        if m["status"] == "skipped":
+            assert m["reason"] == "lower_freq=10 > upper_freq=5: empty band"
+        if m["status"] == "failed":
+            assert "divisible" in m["error"] and m["model"] == "sasrec"
+
+    # every job used the processed-data cache: one entry, built by the first job that trained
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    trained = [m for _, m in sorted(ms.items(), key=lambda kv: int(kv[0].split("_")[0])) if "data_cached" in m]
+    assert trained[0]["data_cached"] is False and all(m["data_cached"] for m in trained[1:]) and len(trained) >= 3
+    # all runs log under the sweep dir, so `tensorboard --logdir <sweep dir>` compares them
+    ok = [name for name, m in ms.items() if m["status"] == "ok"]
+    assert len(ok) == 3 and tensorboard_hparams_runs(sweep_dir) == set(ok)
+
+    rep = make_report([sweep_dir])
+    with open(sweep_dir / "summary.csv", newline="") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(ms)
+    base = ms[next(n for n in ok if ms[n]["lower_freq"] is None and ms[n]["upper_freq"] is None)]
+    for name, m in ms.items():
+        r = rows[name]
+        assert r["status"] == m["status"] and r["model"] == "sasrec" and r["data"] == "custom"
+        if m["status"] != "ok":
+            assert r["reason"] == m.get("reason", m.get("error")) and r["test_ndcg@10"] == ""
+            continue
+        assert float(r["test_ndcg@10"]) == m["test"]["test/ndcg@10"]
+        assert float(r["test_hr@10"]) == m["test"]["test/hr@10"]
+        assert int(r["items_in_band"]) == m["items_in_band"] and float(r["share_in_band"]) == m["share_in_band"]
+        assert int(r["embedding_params"]) == m["embedding_params"]
+        if m["lower_freq"] is None and m["upper_freq"] is None:
+            assert r["band"] == "baseline" and r["delta_ndcg@10"] == ""
+        else:
+            assert float(r["delta_ndcg@10"]) == pytest.approx(m["test"]["test/ndcg@10"] - base["test"]["test/ndcg@10"])
+    assert {p.name for p in rep.files} >= {"summary.csv", "summary.md", "frontier_ndcg10.png",
+                                           "heatmap_ndcg10_sasrec_custom_model.net.num_heads=1.png"}
+
+
+def tensorboard_hparams_runs(logdir):
+    """Runs that `tensorboard --logdir <logdir>` lists in its HPARAMS tab."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    out = set()
+    for run in mux.Runs():
+        try:
+            if "_hparams_/session_start_info" in mux.GetAccumulator(run).PluginTagToContent("hparams"):
+                out.add(run.split("/")[0])
+        except KeyError:  # a run without hparams
+            pass
+    return out
+
+
+def _heads(run_dir):
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["net"]["num_heads"]
+
+
+def compose_with_hydra(overrides):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_study_sweep_config_lists_the_36_jobs():
+    cfg = compose_with_hydra(["+sweep=study"])
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.data.name == "beauty"
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert params == {"model": ["mf_bpr", "sasrec"], "band": list(STUDY_BANDS), "seed": ["1", "2", "3"]}
+    jobs = set()
+    with initialize_config_dir(str(CONF), version_base="1.3"):  # seeds need no check: composing is slow
+        for model, band in itertools.product(params["model"], params["band"]):
+            job = compose("train", overrides=["+sweep=study", f"model={model}", f"band={band}", "seed=2"])
+            jobs.add((job.model.name, job.data.name, job.lower_freq, job.upper_freq, job.seed))
+    assert jobs == {(m, "beauty", *STUDY_BANDS[b], 2) for m, b in itertools.product(params["model"], params["band"])}
+    # the bands also work on their own
+    assert compose_with_hydra(["+band=b100_inf"]).upper_freq is None
+
+
+def test_joblib_jobs_divide_the_cores_among_them():
+    cpus = os.cpu_count() or 1
+    try:
+        for n_jobs, expected in [(2, max(1, cpus // 2)), (-1, 1), (1, cpus)]:
+            cfg = compose_with_hydra(["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"])
+            HydraConfig.instance().set_config(cfg)
+            assert torch_threads(cfg) == expected
+        cfg = compose_with_hydra(["hydra/launcher=joblib", "threads=3"])
+        HydraConfig.instance().set_config(cfg)
+        assert torch_threads(cfg) == 3  # an explicit count wins
+        HydraConfig.instance().set_config(compose_with_hydra([]))
+        assert torch_threads(cfg.copy()) == 3 and torch_threads(compose_with_hydra([])) is None  # basic launcher
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_slurm_launcher_builds_on_submitit_slurm():
+    cfg = compose_with_hydra(["hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.partition=gpu",
+                              "hydra.launcher.timeout_min=30"])
+    lc = cfg.hydra.launcher
+    assert lc._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (lc.partition, lc.gpus_per_node, lc.timeout_min, lc.tasks_per_node) == ("gpu", 1, 30, 1)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
+    assert compose_with_hydra(["hydra/launcher=slurm"]).hydra.launcher.partition is None  # the cluster default
+
+
+@pytest.mark.slow
+def test_joblib_sweep_runs_jobs_in_parallel(tmp_path, data_file):
+    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file, epochs=3), "lower_freq=0,5", "upper_freq=10,20",
+                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    ms = runs(sweep_dir)
+    assert len(ms) == 4 and all(m["status"] == "ok" for m in ms.values())
+    spans = [(m["started_at"], m["finished_at"]) for m in ms.values()]
+    overlaps = [(a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]]
+    assert overlaps, spans
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert sum(not m["data_cached"] for m in ms.values()) == 1  # parallel jobs wait for one to build the cache
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_completes(tmp_path, data_file):
+    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=0,10", "upper_freq=5",
+                           "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    ms = runs(sweep_dir)
+    assert sorted(m["status"] for m in ms.values()) == ["ok", "skipped"]
+    assert (sweep_dir / ".submitit").is_dir()
+    assert make_report([sweep_dir]).rows
+
+
+@pytest.mark.slow
+def test_study_sweep_launches_every_job(tmp_path):
+    # model.max_epochs=0 fails each job at its config check, before any data: only the launch is tested
+    sweep_dir, out = sweep(tmp_path, "+sweep=study", "model.max_epochs=0", "seed=1")
+    ms = runs(sweep_dir)
+    assert len(ms) == 12 and all(m["status"] == "failed" for m in ms.values())
+    assert {(m["model"], m["lower_freq"], m["upper_freq"]) for m in ms.values()} == {
+        (mod, *b) for mod in ("mf_bpr", "sasrec") for b in STUDY_BANDS.values()}
