@@ -12,6 +12,8 @@ def check_band(lower_freq, upper_freq) -> None:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"{name} must be a number or null, got {v!r}")
+        if v != v:  # NaN
+            raise ConfigError(f"{name} must be a number or null, got nan")
         if v < 0:
             raise ConfigError(f"{name} must be >= 0 (a training frequency), got {v}")
     if lower_freq is not None and upper_freq is not None and lower_freq > upper_freq:

@@ -17,7 +17,13 @@ def run_config(run_dir: str | Path) -> DictConfig:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
-    return OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:  # YAML syntax error or unreadable file: one line, not a parser traceback
+        raise UserError(f"{path}: unreadable run config ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
+        raise UserError(f"{path}: not a run config (no model and data sections)")
+    return cfg
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
