@@ -115,11 +115,17 @@ class SeqTrainDataset(Dataset):
     inputs[t] -> target[t] = the item after inputs[t]; one negative per real position.
     """
 
-    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, maxlen: int, seed: int):
+    def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, maxlen: int, seed: int,
+                 batch_size: int | None = None):
         self.ptr, self.items = train_ptr, train_items
         self.num_items, self.maxlen, self.seed = num_items, maxlen, seed
         self.seen = SeenItems(train_ptr, train_items, num_items)
         self.lengths = np.minimum(np.maximum(np.diff(train_ptr) - 1, 0), maxlen)
+        # Positions per batch on average. Losses divide their sum by it rather than by the batch's
+        # own count: with length bucketing, a batch of short sequences would otherwise weigh each of
+        # its positions far more than a batch of long ones (random batches have ~constant counts).
+        n_batches = -(-len(self) // batch_size) if batch_size else 1
+        self.positions_per_batch = float(self.lengths.sum()) / max(n_batches, 1)
 
     def __len__(self) -> int:
         return int((self.lengths > 0).sum())
@@ -140,6 +146,7 @@ class SeqTrainDataset(Dataset):
             "inputs": torch.from_numpy(inputs),
             "targets": torch.from_numpy(targets),
             "negatives": torch.from_numpy(negs),
+            "loss_norm": torch.tensor(self.positions_per_batch, dtype=torch.float32),
         }
 
 

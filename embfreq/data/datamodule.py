@@ -107,7 +107,8 @@ class RecDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         d = self._load()
         if self.sampling == "seq":
-            ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen, self.seed)
+            ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen, self.seed,
+                                 batch_size=self.batch_size)
             return self._loader(ds, ds.lengths, self.batch_size, shuffle=True)
         ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed, self.pair_sampling)
         return self._loader(ds, np.ones(len(ds), dtype=np.int64), self.batch_size, shuffle=True)

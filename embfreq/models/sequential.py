@@ -62,15 +62,17 @@ class SequentialModel(RankingModel):
         real = targets != 0
         h = h[real]  # (M, D)
         pos = targets[real]
+        # sum / average positions per batch: each position weighs the same in every batch (see batches.py)
+        norm = batch["loss_norm"] if "loss_norm" in batch else h.new_tensor(float(max(len(h), 1)))
         if self.loss_name == "ce":
             logits = h @ table.T  # (M, N + 1)
             logits[:, 0] = float("-inf")
-            return F.cross_entropy(logits, pos)
+            return F.cross_entropy(logits, pos, reduction="sum") / norm
         pos_logit = (h * table[pos]).sum(-1)
         neg_logit = (h * table[negatives[real]]).sum(-1)
         if self.loss_name == "bce":
-            return F.softplus(-pos_logit).mean() + F.softplus(neg_logit).mean()
-        return F.softplus(neg_logit - pos_logit).mean()
+            return (F.softplus(-pos_logit).sum() + F.softplus(neg_logit).sum()) / norm
+        return F.softplus(neg_logit - pos_logit).sum() / norm
 
     def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
         (inputs,) = trim_left_padding(batch["inputs"])
