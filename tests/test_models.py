@@ -180,3 +180,25 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
                                                                                           verbose=False)
     for k, v in ddp.items():
         assert model.last_test[k] == pytest.approx(v, abs=1e-12), k
+
+
+def test_sequence_loss_weighs_every_position_equally(tiny):
+    """BCE = (sum of position losses) / average positions per batch, whatever the batch's length mix."""
+    import torch.nn.functional as F
+
+    path, cache = tiny
+    dm = _dm(path, cache, maxlen=8)
+    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=8,
+                   lower_freq=None, upper_freq=None, dropout=0.0)
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    n_positions = sum(int((b["targets"] != 0).sum()) for b in batches)
+    assert batches[0]["loss_norm"].item() == pytest.approx(n_positions / len(batches))
+    b = batches[0]
+    table = model.items.effective_weight()
+    (inputs, targets, negs) = trim_left_padding(b["inputs"], b["targets"], b["negatives"])
+    h = model.hidden(inputs, table)[targets != 0]
+    pos = (h * table[targets[targets != 0]]).sum(-1)
+    neg = (h * table[negs[targets != 0]]).sum(-1)
+    expected = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / b["loss_norm"]
+    torch.testing.assert_close(model.training_loss(b), expected)
