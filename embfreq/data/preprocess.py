@@ -40,6 +40,13 @@ class Sequences:
         return np.diff(self.ptr)
 
 
+def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(codes, return_inverse=True)` for int codes in [0, size), in O(n + size) without a sort."""
+    present = np.bincount(codes, minlength=size) > 0
+    remap = np.cumsum(present) - 1
+    return np.flatnonzero(present), remap[codes]
+
+
 def _codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Contiguous codes for raw ids, numbered in numeric order when every id is an integer."""
     try:
@@ -47,7 +54,12 @@ def _codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     except (ValueError, TypeError, OverflowError):
         as_int = None
     if as_int is not None:
-        uniq, inv = np.unique(as_int, return_inverse=True)
+        lo, hi = (int(as_int.min()), int(as_int.max())) if len(as_int) else (0, -1)
+        if hi - lo < 4 * len(as_int) + (1 << 20):  # dense enough: no sort needed
+            uniq, inv = _compact(as_int - lo, hi - lo + 1)
+            uniq += lo
+        else:
+            uniq, inv = np.unique(as_int, return_inverse=True)
         return uniq.astype(str), inv.astype(np.int64)
     uniq, inv = np.unique(raw.astype(str), return_inverse=True)
     return uniq, inv.astype(np.int64)
@@ -101,8 +113,8 @@ def build_sequences(
             f"{raw.source}: no interactions left after filtering (min_rating={min_rating}, "
             f"min_user_interactions={min_user_interactions}, min_item_interactions={min_item_interactions})"
         )
-    used_u, u = np.unique(u, return_inverse=True)
-    used_i, i = np.unique(i, return_inverse=True)
+    used_u, u = _compact(u, len(u_ids))
+    used_i, i = _compact(i, len(i_ids))
     counts = np.bincount(u, minlength=len(used_u))
     ptr = np.zeros(len(used_u) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -126,7 +138,7 @@ def drop_short_users(seqs: Sequences, min_length: int = 3) -> tuple[Sequences, i
     mask = np.repeat(keep_users, lengths)
     items = seqs.items[mask]
     # items that only short users had disappear: renumber to stay contiguous
-    used, inv = np.unique(np.concatenate([[0], items]), return_inverse=True)
+    used, inv = _compact(np.concatenate([[0], items]), seqs.num_items + 1)
     ptr = np.zeros(int(keep_users.sum()) + 1, dtype=np.int64)
     np.cumsum(lengths[keep_users], out=ptr[1:])
     if ptr[-1] == 0:
