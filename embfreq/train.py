@@ -207,7 +207,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         check_val_every_n_epoch=int(cfg.eval_every),
         callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
         logger=logger,
-        deterministic=False,
+        deterministic=cfg.get("deterministic", "warn"),
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
         enable_model_summary=False,
