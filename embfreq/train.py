@@ -231,7 +231,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     t_fit = time.time() - t1
     best_path = best_cb.best_model_path or None
-    val = {k: float(v) for k, v in (best_cb.best_model_score and {"val/ndcg@10": best_cb.best_model_score} or {}).items()}
+    # every validation metric of the best epoch comes from its checkpoint below; this is the fallback
+    val = {} if best_cb.best_model_score is None else {"val/ndcg@10": float(best_cb.best_model_score)}
     t2 = time.time()
     test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
                             weights_only=True)
