@@ -202,3 +202,28 @@ def test_sequence_loss_weighs_every_position_equally(tiny):
     neg = (h * table[negs[targets != 0]]).sum(-1)
     expected = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / b["loss_norm"]
     torch.testing.assert_close(model.training_loss(b), expected)
+
+
+def test_sasrec_initialisation_follows_the_study():
+    """FreeRec's SASRec: xavier-uniform stacked QKV (zero bias), xavier-normal output projection and
+    positions, Conv1d-default feed-forward (U(+-1/sqrt(D)) weights and biases)."""
+    from embfreq.nn.sasrec import SASRecEncoder
+
+    d = 64
+    torch.manual_seed(0)
+    enc = SASRecEncoder(maxlen=50, embedding_dim=d, num_blocks=2)
+    qkv_bound = (6 / (4 * d)) ** 0.5  # fan_in d, fan_out 3d
+    ffn_bound = 1 / d**0.5
+    for attn in enc.attns:
+        w = torch.cat([attn.q.weight, attn.k.weight, attn.v.weight])
+        assert float(w.abs().max()) <= qkv_bound
+        assert float(w.std()) == pytest.approx(qkv_bound / 3**0.5, rel=0.05)
+        for lin in (attn.q, attn.k, attn.v, attn.out):
+            assert torch.count_nonzero(lin.bias) == 0
+        assert float(attn.out.weight.std()) == pytest.approx((2 / (2 * d)) ** 0.5, rel=0.1)
+    for ffn in enc.ffns:
+        for lin in (ffn.fc1, ffn.fc2):
+            assert float(lin.weight.abs().max()) <= ffn_bound
+            assert float(lin.bias.abs().max()) <= ffn_bound
+            assert torch.count_nonzero(lin.bias) == d
+    assert float(enc.positions.weight.std()) == pytest.approx((2 / (50 + d)) ** 0.5, rel=0.1)

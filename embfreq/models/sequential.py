@@ -41,13 +41,7 @@ class SequentialModel(RankingModel):
                                            neighbours=neighbours)
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Embedding):
-                nn.init.xavier_normal_(m.weight)
+        """Xavier-normal item table as in the study (padding row zero); encoders initialise themselves."""
         nn.init.xavier_normal_(self.items.weight)
         self.items.zero_padding_row()
 

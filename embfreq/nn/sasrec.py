@@ -76,6 +76,28 @@ class SASRecEncoder(nn.Module):
         self.ffn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))
         self.ffns = nn.ModuleList(PointWiseFeedForward(embedding_dim, dropout) for _ in range(num_blocks))
         self.last_norm = nn.LayerNorm(embedding_dim, eps=1e-8)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The initialisation of the study's code (FreeRec's SASRec on torch.nn.MultiheadAttention).
+
+        Positions and the attention output projection: xavier normal, zero bias. Q, K and V: xavier
+        uniform over the stacked (3D, D) in-projection, zero bias. The feed-forward layers (Conv1d
+        there) keep PyTorch's default init, which nn.Linear shares.
+        """
+        nn.init.xavier_normal_(self.positions.weight)
+        for attn in self.attns:
+            stacked = torch.empty(3 * self.dim, self.dim)
+            nn.init.xavier_uniform_(stacked)
+            with torch.no_grad():
+                for lin, w in zip((attn.q, attn.k, attn.v), stacked.chunk(3)):
+                    lin.weight.copy_(w)
+                    nn.init.zeros_(lin.bias)
+            nn.init.xavier_normal_(attn.out.weight)
+            nn.init.zeros_(attn.out.bias)
+        for ffn in self.ffns:
+            ffn.fc1.reset_parameters()
+            ffn.fc2.reset_parameters()
 
     def forward(self, seq_vecs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """seq_vecs (B, L, D) item vectors, real (B, L) bool for non-padding; L <= maxlen."""
