@@ -386,3 +386,12 @@ def test_cuda_matches_cpu(neighbours):
         mc.eval()
         with torch.no_grad():
             assert mc.effective_weight() is mc.effective_weight()
+
+
+def test_lookup_rejects_ids_out_of_range():
+    freq, p = random_problem(0)
+    for neighbours in ("all", "outside_band"):
+        m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 0, 10, padding_idx=0, neighbours=neighbours)
+        for bad in (torch.tensor([3, 40]), torch.tensor([-1, 2])):
+            with pytest.raises(IndexError):
+                m(bad)
