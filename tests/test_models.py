@@ -227,3 +227,47 @@ def test_sasrec_initialisation_follows_the_study():
             assert float(lin.bias.abs().max()) <= ffn_bound
             assert torch.count_nonzero(lin.bias) == d
     assert float(enc.positions.weight.std()) == pytest.approx((2 / (50 + d)) ** 0.5, rel=0.1)
+
+
+def _study_attention_reference(enc, seq_vecs, real):
+    """The study's SASRec forward (eval mode): causal mask only, so real positions also attend to
+    the zero padding vectors; written out head by head."""
+    b, l, d = seq_vecs.shape
+    h = enc.attns[0].h
+    keep = real.unsqueeze(-1).to(seq_vecs.dtype)
+    x = (seq_vecs * d**0.5 + enc.positions(torch.arange(enc.maxlen - l, enc.maxlen))[None]) * keep
+    causal = torch.ones(l, l, dtype=torch.bool).tril()
+    for norm_a, attn, norm_f, ffn in zip(enc.attn_norms, enc.attns, enc.ffn_norms, enc.ffns):
+        qn = norm_a(x)
+        q, k, v = attn.q(qn), attn.k(x), attn.v(x)
+        out = []
+        for i in range(h):
+            sl = slice(i * d // h, (i + 1) * d // h)
+            logits = q[..., sl] @ k[..., sl].transpose(-1, -2) / (d // h) ** 0.5
+            out.append(torch.softmax(logits.masked_fill(~causal, float("-inf")), -1) @ v[..., sl])
+        x = attn.out(torch.cat(out, -1)) + x
+        x = ffn(norm_f(x)) * keep
+    return enc.last_norm(x)
+
+
+def test_attend_padding_equals_the_study_attention_and_survives_trimming():
+    from embfreq.nn.sasrec import SASRecEncoder
+
+    torch.manual_seed(0)
+    enc = SASRecEncoder(maxlen=12, embedding_dim=8, num_blocks=2, num_heads=2, attend_padding=True).double().eval()
+    for attn in enc.attns:  # non-zero biases, so the padding keys and values matter
+        for lin in (attn.q, attn.k, attn.v):
+            torch.nn.init.normal_(lin.bias)
+    lengths = torch.tensor([12, 5, 1, 3])
+    real = torch.arange(12)[None] >= 12 - lengths[:, None]
+    seq = torch.randn(4, 12, 8, dtype=torch.float64) * real[..., None]
+    with torch.no_grad():
+        ref = _study_attention_reference(enc, seq, real)
+        got = enc(seq, real)
+        torch.testing.assert_close(got[real], ref[real], rtol=1e-10, atol=1e-10)
+        # rows without the full row: trimming the shared padding changes nothing
+        short = real[1:, 7:]
+        torch.testing.assert_close(enc(seq[1:, 7:], short)[short], ref[1:][real[1:]], rtol=1e-10, atol=1e-10)
+        enc.attend_padding = False
+        masked = enc(seq, real)
+    assert not torch.allclose(masked[real], ref[real])  # the padding really takes attention

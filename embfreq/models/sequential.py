@@ -76,10 +76,10 @@ class SequentialModel(RankingModel):
 class SASRec(SequentialModel):
     def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor, maxlen: int = 50,
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2,
-                 **kwargs):
+                 attend_padding: bool = False, **kwargs):
         super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
         self.save_hyperparameters(ignore=["item_freq", "operator"])
-        self.encoder = SASRecEncoder(maxlen, embedding_dim, num_blocks, num_heads, dropout)
+        self.encoder = SASRecEncoder(maxlen, embedding_dim, num_blocks, num_heads, dropout, attend_padding)
         self.reset_parameters()
 
 

@@ -37,14 +37,28 @@ class SelfAttention(nn.Module):
         self.h, self.dropout = num_heads, dropout
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
-    def forward(self, query: torch.Tensor, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, x: torch.Tensor, allowed: torch.Tensor,
+                pad_log_count: torch.Tensor | None = None) -> torch.Tensor:
+        """`allowed` (B, 1, L, L) masks keys. `pad_log_count` (B,), log of the number of padding
+        positions of each row (-inf for none), adds the study's attention to padding: every padding
+        key is the zero vector projected (the K bias) with the V bias as value, so the padding acts
+        as one extra key whose logit carries log(count)."""
         b, l, d = x.shape
 
         def heads(t: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, H, L, D/H)
             return t.view(b, l, self.h, d // self.h).transpose(1, 2)
 
         q, k, v = heads(self.q(query)), heads(self.k(x)), heads(self.v(x))
-        if self.training and self.dropout > 0:
+        if pad_log_count is not None:
+            scale = q.shape[-1] ** -0.5
+            logits = (q @ k.transpose(-1, -2)) * scale
+            logits = logits.masked_fill(~allowed, float("-inf"))
+            k_pad = self.k.bias.view(1, self.h, 1, d // self.h)
+            pad_logit = (q * k_pad).sum(-1, keepdim=True) * scale + pad_log_count.view(b, 1, 1, 1)
+            probs = torch.softmax(torch.cat([logits, pad_logit], -1), dim=-1)
+            probs = dropout(probs, self.dropout, self.training)
+            y = probs[..., :l] @ v + probs[..., l:] * self.v.bias.view(1, self.h, 1, d // self.h)
+        elif self.training and self.dropout > 0:
             # explicit attention so the probabilities use the fast dropout
             logits = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
             probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
@@ -61,14 +75,19 @@ class SASRecEncoder(nn.Module):
     Padding is masked as attention key too, so a shared left padding can be trimmed without
     changing any real position: positions are counted from the right end (the last item always
     gets position maxlen - 1).
+
+    `attend_padding=True` restores what the study's code does (torch MultiheadAttention with a
+    causal mask only): real positions also attend to the maxlen - length padding positions. It is
+    computed exactly, as one extra key per row (see `SelfAttention`), so trimming stays exact;
+    only attention dropout differs (one draw for the padding's total weight, not one per position).
     """
 
     def __init__(self, maxlen: int, embedding_dim: int, num_blocks: int = 2, num_heads: int = 1,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, attend_padding: bool = False):
         super().__init__()
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
-        self.maxlen, self.dim = maxlen, embedding_dim
+        self.maxlen, self.dim, self.attend_padding = maxlen, embedding_dim, bool(attend_padding)
         self.positions = nn.Embedding(maxlen, embedding_dim)
         self.emb_dropout = Dropout(dropout)
         self.attn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))
@@ -111,7 +130,10 @@ class SASRecEncoder(nn.Module):
         # a padding query attends to itself only, so no row is fully masked (no NaN)
         allowed = (causal[None] & real[:, None, :]) | eye[None]
         allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
+        pad_log_count = None
+        if self.attend_padding:
+            pad_log_count = torch.log((self.maxlen - real.sum(1)).to(x.dtype))  # log 0 = -inf: no padding
         for norm_a, attn, norm_f, ffn in zip(self.attn_norms, self.attns, self.ffn_norms, self.ffns):
-            x = attn(norm_a(x), x, allowed) + x
+            x = attn(norm_a(x), x, allowed, pad_log_count) + x
             x = ffn(norm_f(x)) * keep
         return self.last_norm(x)
