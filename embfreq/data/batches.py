@@ -24,7 +24,9 @@ class SeenItems:
     def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int):
         users = np.repeat(np.arange(len(train_ptr) - 1, dtype=np.int64), np.diff(train_ptr))
         self.stride = np.int64(num_items + 1)
-        self.keys = np.unique(users * self.stride + train_items)
+        # sort + drop repeats: numpy 2.4's np.unique (hash-based) took 0.2 s here on Beauty, this 7 ms
+        keys = np.sort(users * self.stride + train_items)
+        self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
 
     def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = users.astype(np.int64) * self.stride + items

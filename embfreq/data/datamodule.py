@@ -59,6 +59,7 @@ class RecDataModule(pl.LightningDataModule):
         self.num_workers, self.bucketing, self.seed = num_workers, bucketing, seed
         self.pair_sampling = pair_sampling
         self.data = processed
+        self._train_ds: SeqTrainDataset | PairTrainDataset | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -104,14 +105,22 @@ class RecDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    def train_dataset(self) -> SeqTrainDataset | PairTrainDataset:
+        """Built once: batches are seeded by (seed, epoch, batch), so a dataset holds no epoch state."""
+        if self._train_ds is None:
+            d = self._load()
+            if self.sampling == "seq":
+                self._train_ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen,
+                                                 self.seed, batch_size=self.batch_size)
+            else:
+                self._train_ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed,
+                                                  self.pair_sampling)
+        return self._train_ds
+
     def train_dataloader(self) -> DataLoader:
-        d = self._load()
-        if self.sampling == "seq":
-            ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen, self.seed,
-                                 batch_size=self.batch_size)
-            return self._loader(ds, ds.lengths, self.batch_size, shuffle=True)
-        ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed, self.pair_sampling)
-        return self._loader(ds, np.ones(len(ds), dtype=np.int64), self.batch_size, shuffle=True)
+        ds = self.train_dataset()
+        lengths = ds.lengths if self.sampling == "seq" else np.ones(len(ds), dtype=np.int64)
+        return self._loader(ds, lengths, self.batch_size, shuffle=True)
 
     def eval_dataset(self, stage: str) -> EvalDataset:
         d = self._load()
