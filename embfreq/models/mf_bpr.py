@@ -16,6 +16,8 @@ class MFBPR(RankingModel):
                  neighbours: str = "all", init_std: float = 1e-4, lr: float = 1e-3, weight_decay: float = 0.0,
                  optimizer: str = "adam", ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True):
         super().__init__(num_items, lr, weight_decay, optimizer, ks, remove_seen)
+        if not init_std > 0:
+            raise ValueError(f"init_std must be > 0, got {init_std}")
         self.save_hyperparameters(ignore=["item_freq", "operator"])
         self.users = nn.Embedding(num_users, embedding_dim)
         self.items = SmoothedItemEmbedding(num_items + 1, embedding_dim, item_freq, operator,

@@ -87,6 +87,8 @@ class SASRecEncoder(nn.Module):
         super().__init__()
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")  # 1 would zero every vector
         self.maxlen, self.dim, self.attend_padding = maxlen, embedding_dim, bool(attend_padding)
         self.positions = nn.Embedding(maxlen, embedding_dim)
         self.emb_dropout = Dropout(dropout)
