@@ -49,22 +49,20 @@ class SelfAttention(nn.Module):
             return t.view(b, l, self.h, d // self.h).transpose(1, 2)
 
         q, k, v = heads(self.q(query)), heads(self.k(x)), heads(self.v(x))
-        if pad_log_count is not None:
-            scale = q.shape[-1] ** -0.5
-            logits = (q @ k.transpose(-1, -2)) * scale
-            logits = logits.masked_fill(~allowed, float("-inf"))
-            k_pad = self.k.bias.view(1, self.h, 1, d // self.h)
-            pad_logit = (q * k_pad).sum(-1, keepdim=True) * scale + pad_log_count.view(b, 1, 1, 1)
-            probs = torch.softmax(torch.cat([logits, pad_logit], -1), dim=-1)
-            probs = dropout(probs, self.dropout, self.training)
-            y = probs[..., :l] @ v + probs[..., l:] * self.v.bias.view(1, self.h, 1, d // self.h)
-        elif self.training and self.dropout > 0:
-            # explicit attention so the probabilities use the fast dropout
-            logits = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-            probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
-            y = dropout(probs, self.dropout, True) @ v
-        else:
+        if pad_log_count is None and not (self.training and self.dropout > 0):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:
+            # explicit attention: the fast dropout on the probabilities, and the padding key if asked
+            scale = q.shape[-1] ** -0.5
+            logits = ((q @ k.transpose(-1, -2)) * scale).masked_fill(~allowed, float("-inf"))
+            if pad_log_count is not None:
+                k_pad = self.k.bias.view(1, self.h, 1, d // self.h)
+                pad_logit = (q * k_pad).sum(-1, keepdim=True) * scale + pad_log_count.view(b, 1, 1, 1)
+                logits = torch.cat([logits, pad_logit], -1)
+            probs = dropout(torch.softmax(logits, dim=-1), self.dropout, self.training)
+            y = probs[..., :l] @ v
+            if pad_log_count is not None:
+                y = y + probs[..., l:] * self.v.bias.view(1, self.h, 1, d // self.h)
         return self.out(y.transpose(1, 2).reshape(b, l, d))
 
 
