@@ -271,3 +271,24 @@ def test_attend_padding_equals_the_study_attention_and_survives_trimming():
         enc.attend_padding = False
         masked = enc(seq, real)
     assert not torch.allclose(masked[real], ref[real])  # the padding really takes attention
+
+
+def test_evaluation_score_buffer_is_reused_and_exact(tiny):
+    """model.ranks reuses one score matrix across batches of different sizes; ranks equal the naive
+    loop on freshly computed scores, and the buffer is dropped at the end of a test epoch."""
+    path, cache = tiny
+    dm = _dm(path, cache)
+    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    batches = list(dm.test_dataloader())
+    big = max(batches, key=lambda b: len(b["users"]))
+    small = {k: v[:3] if k in ("users", "inputs", "targets") else v for k, v in big.items()}
+    keep = small["seen_rows"] < 3
+    small["seen_rows"], small["seen_cols"] = small["seen_rows"][keep], small["seen_cols"][keep]
+    with torch.no_grad():
+        for b in (big, small, big):
+            got = model.ranks(b)
+            scores = model.score(b)
+            assert got.tolist() == naive_ranks(scores, b["targets"], b["seen_rows"], b["seen_cols"])
+        assert model._score_buf.numel() == len(big["users"]) * (dm.num_items + 1)
+    model.on_test_epoch_end()
+    assert model._score_buf is None
