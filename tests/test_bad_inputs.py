@@ -100,6 +100,7 @@ CONFIG_CASES = {
     "unknown_model_argument": (["+model.net.foo=1"], r"unexpected keyword argument 'foo'"),
     "zero_batch_size": (["model.batch_size=0"], r"batch sizes must be positive"),
     "negative_init_std": (["model=mf_bpr", "model.net.init_std=-1"], r"model mf_bpr: init_std must be > 0, got -1"),
+    "attend_padding_not_bool": (["model.net.attend_padding=yes"], r"attend_padding must be true or false, got 'yes'"),
     "dropout_one": (["model.net.dropout=1"], r"model sasrec: dropout must be in \[0, 1\), got 1"),
 }
 

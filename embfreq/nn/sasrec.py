@@ -87,7 +87,9 @@ class SASRecEncoder(nn.Module):
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")  # 1 would zero every vector
-        self.maxlen, self.dim, self.attend_padding = maxlen, embedding_dim, bool(attend_padding)
+        if not isinstance(attend_padding, bool):
+            raise ValueError(f"attend_padding must be true or false, got {attend_padding!r}")
+        self.maxlen, self.dim, self.attend_padding = maxlen, embedding_dim, attend_padding
         self.positions = nn.Embedding(maxlen, embedding_dim)
         self.emb_dropout = Dropout(dropout)
         self.attn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))
