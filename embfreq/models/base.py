@@ -40,9 +40,19 @@ class RankingModel(pl.LightningModule):
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
-    def score(self, batch: dict) -> torch.Tensor:
+    def score(self, batch: dict, reuse_buffer: bool = False) -> torch.Tensor:
+        """(B, N + 1) scores. With `reuse_buffer` (no grad) they go into one matrix kept across calls,
+        which the next call overwrites: a fresh matrix per evaluation batch (24 MiB on Beauty) went
+        through mmap and page faults, and made a validation pass up to 2x slower here."""
         table = self.items.effective_weight()
-        return self.user_vectors(batch, table) @ table.T  # (B, N + 1)
+        u = self.user_vectors(batch, table)
+        if not reuse_buffer:
+            return u @ table.T
+        b, n = u.shape[0], table.shape[0]
+        buf = getattr(self, "_score_buf", None)
+        if buf is None or buf.numel() < b * n or buf.device != u.device or buf.dtype != u.dtype:
+            buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=u.dtype)
+        return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
 
     def configure_optimizers(self):
         # the fused kernel is several times faster on CPU and GPU; the update is the same algorithm
@@ -54,23 +64,11 @@ class RankingModel(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["users"]))
         return loss
 
-    def _scores_into_buffer(self, batch: dict) -> torch.Tensor:
-        """`score` written into a matrix reused across evaluation batches. The ranking overwrites it;
-        a fresh (B, N) matrix per batch (24 MiB on Beauty) went through mmap and page faults,
-        which made a validation pass up to 2x slower here."""
-        table = self.items.effective_weight()
-        u = self.user_vectors(batch, table)
-        b, n = u.shape[0], table.shape[0]
-        buf = getattr(self, "_score_buf", None)
-        if buf is None or buf.numel() < b * n or buf.device != u.device or buf.dtype != u.dtype:
-            buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=u.dtype)
-        return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
-
     def _release_score_buffer(self) -> None:
         self._score_buf = None
 
     def ranks(self, batch: dict) -> torch.Tensor:
-        scores = self.score(batch) if torch.is_grad_enabled() else self._scores_into_buffer(batch)
+        scores = self.score(batch, reuse_buffer=not torch.is_grad_enabled())  # ranking overwrites them
         if self.remove_seen:
             return ranks_excluding(scores, batch["targets"], batch["seen_rows"], batch["seen_cols"])
         return ranks_excluding(scores, batch["targets"])
