@@ -204,7 +204,7 @@ def step_train(spec: dict) -> dict:
             val[band].append(time.perf_counter() - t0)
             cpu["val"][band].append(time.process_time() - c0)
     res = {"epoch": epoch, "val": val, "cpu": cpu, "batches": batches, "threads": torch.get_num_threads(),
-           "band_nnz": {b: int(m.items.band_col.numel()) for b, (m, _o) in runs.items()}, "peak": peak_mib()}
+           "band_nnz": {b: int(m.items.band_nnz) for b, (m, _o) in runs.items()}, "peak": peak_mib()}
     if spec.get("lightning"):
         import logging
 
@@ -263,7 +263,7 @@ def step_quality(spec: dict) -> dict:
             if e % every == 0 or e == spec["epochs"]:
                 curve.append((e, _ndcg10(_validate(model, dm))))
         out[str(k)] = {"val_ndcg10": curve, "test_ndcg10": _ndcg10(_validate(model, dm, "test")),
-                       "nnz": int(dm.data.operator.nnz), "band_nnz": int(model.items.band_col.numel()),
+                       "nnz": int(dm.data.operator.nnz), "band_nnz": int(model.items.band_nnz),
                        "seconds": time.perf_counter() - t0}
     return out
 

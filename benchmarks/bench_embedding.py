@@ -122,7 +122,7 @@ def main() -> None:
         fns = (study, band_autograd, module.effective_weight)
         ms = median_ms([step_of(fn) for fn in fns], device, args.repeats, args.warmup)
         band = f"[{lo}, {'∞' if hi is None else hi}]"
-        print(f"| {band} | {module.num_in_band} | {module.band_col.numel()} | {ms[0]:.2f} | {ms[1]:.2f} "
+        print(f"| {band} | {module.num_in_band} | {module.band_nnz} | {ms[0]:.2f} | {ms[1]:.2f} "
               f"| {ms[2]:.2f} | {ms[0] / ms[2]:.1f}x |")
 
 

@@ -106,6 +106,7 @@ def test_hand_checked_all_neighbours():
     # W1: own row + .25 via item 2; W2: .25 via item 2 + 1 via item 3; W3: .5 via item 2; padding: none
     assert m.weight.grad[:, 0].tolist() == [0.0, 1.25, 1.25, 0.5]
     assert m.parameters_saved == 0
+    assert m.band_nnz == 4  # row 2: three entries, row 3: one
 
 
 def test_hand_checked_outside_band():
@@ -119,6 +120,9 @@ def test_hand_checked_outside_band():
     # item 2: only out-of-band neighbour is item 1 (weight .25 -> 1); item 3 has none -> zero
     expected = torch.tensor([[0.0, 0.0], [1.0, 2.0], [1.0, 2.0], [0.0, 0.0]], dtype=torch.float64)
     assert torch.equal(m.effective_weight(), expected)
+    assert m.band_nnz == 1  # only (2, 1) survives
+    m(torch.tensor([1, 2, 2, 3])).sum().backward()
+    assert m.weight.grad.tolist() == [[0.0, 0.0], [3.0, 3.0]]  # item 1 once, item 2 twice via weight 1
 
 
 # ---- random problems against the dense reference ----------------------------------------------
@@ -146,10 +150,10 @@ def test_double_converts_weight_and_operator_values(seed):
     p = p.float().double()
     lo, hi = random_band(seed)
     m = SmoothedItemEmbedding(40, 5, freq, p.float().to_sparse_csr(), lo, hi, padding_idx=0)
-    assert m.weight.dtype == torch.float32 and m.band_values.dtype == torch.float32
+    assert m.weight.dtype == torch.float32 and m.q_values.dtype == torch.float32
     m = m.double()
     assert m.weight.dtype == torch.float64
-    assert m.band_values.dtype == torch.float64 and m.band_t_values.dtype == torch.float64
+    assert m.q_values.dtype == torch.float64 and m.q_t_values.dtype == torch.float64
     check_against_reference(m, p, band_mask(freq, lo, hi, 0), 0, torch.randint(0, 40, (4, 9)))
 
 
@@ -378,7 +382,7 @@ def test_cuda_matches_cpu(neighbours):
     out = m(ids)
     out.sum().backward()
     for mc in (moved, built):
-        assert mc.band_col.is_cuda and mc.band_values.is_cuda and mc.in_band.is_cuda
+        assert mc.q_col.is_cuda and mc.q_values.is_cuda and mc.in_band.is_cuda
         out_c = mc(ids.cuda())
         torch.testing.assert_close(out_c.cpu(), out, **TOL)
         out_c.sum().backward()

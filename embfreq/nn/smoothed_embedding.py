@@ -1,7 +1,9 @@
 """Item embedding whose rows for a frequency band are replaced by an average of neighbour rows.
 
 The effective table is ``W' = W * (1 - t) + (P @ W) * t`` with ``t[i] = 1`` for items whose training
-frequency lies in ``[lower_freq, upper_freq]``. Only the band rows of ``P @ W`` are ever computed.
+frequency lies in ``[lower_freq, upper_freq]``. It is computed as one sparse product ``W' = Q @ W``: row
+``i`` of ``Q`` is a unit vector for an item with its own vector and row ``i`` of ``P`` for a band item, so
+only the band rows of ``P @ W`` are ever computed, and forward and backward are one pass each.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from torch.autograd.function import once_differentiable
 NEIGHBOURS = ("all", "outside_band")
 
 
-class _BandSpMM(torch.autograd.Function):
-    """``Y = P_band @ W`` from CSR parts; backward uses the precomputed CSR of ``P_band^T``.
+class _CsrMM(torch.autograd.Function):
+    """``Y = Q @ W`` from CSR parts; backward uses the precomputed CSR of ``Q^T``.
 
     Each CSR product is a weighted-sum ``embedding_bag`` (one bag per row), which is 2-3x faster
     than ``torch.sparse.mm`` on CPU and runs on CUDA too. The operator is a constant, so only
@@ -27,7 +29,7 @@ class _BandSpMM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight, crow, col, val, crow_t, col_t, val_t, num_rows):
+    def forward(ctx, weight, crow, col, val, crow_t, col_t, val_t):
         ctx.save_for_backward(crow_t, col_t, val_t)
         return _csr_matmul(crow, col, val, weight)
 
@@ -35,10 +37,10 @@ class _BandSpMM(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):
         if not ctx.needs_input_grad[0]:
-            return (None,) * 8
+            return (None,) * 7
         crow_t, col_t, val_t = ctx.saved_tensors
         grad_w = _csr_matmul(crow_t, col_t, val_t.to(grad_y.dtype), grad_y.contiguous())
-        return (grad_w,) + (None,) * 7
+        return (grad_w,) + (None,) * 6
 
 
 def _csr_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
@@ -162,11 +164,10 @@ class SmoothedItemEmbedding(nn.Module):
             in_band[padding_idx] = False
         band_idx = torch.nonzero(in_band).flatten()
         out_idx = torch.nonzero(~in_band).flatten()
-        n_band = band_idx.numel()
         restrict = neighbours == "outside_band"
         n_cols = out_idx.numel() if restrict else n
 
-        # Band rows of P in float64, renumbered to (band rank, weight row).
+        # Q in float64: band rows of P, columns renumbered to weight rows; a unit row for every other item.
         rows, cols, vals = _coo_triplets(operator.detach())
         rows, cols, vals = rows.to(wdevice), cols.to(wdevice), vals.to(wdevice, torch.float64)
         keep = in_band[rows] & (vals != 0)
@@ -175,32 +176,29 @@ class SmoothedItemEmbedding(nn.Module):
         if restrict:
             keep &= ~in_band[cols]
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
-        band_rank = torch.cumsum(in_band.to(torch.int64), 0) - 1
-        rows = band_rank[rows]
+        out_rank = torch.cumsum((~in_band).to(torch.int64), 0) - 1
+        own_col = out_idx
         if restrict:
-            out_rank = torch.cumsum((~in_band).to(torch.int64), 0) - 1
-            cols = out_rank[cols]
-            row_sum = torch.zeros(n_band, dtype=torch.float64, device=wdevice).index_add_(0, rows, vals)
+            cols, own_col = out_rank[cols], out_rank[out_idx]
+            row_sum = torch.zeros(n, dtype=torch.float64, device=wdevice).index_add_(0, rows, vals)
             denom = row_sum[rows]
             vals = torch.where(denom != 0, vals / torch.where(denom != 0, denom, 1.0), 0.0)
-        crow, col, val = _csr_parts(rows, cols, vals, n_band, n_cols)
-        crow_t, col_t, val_t = _csr_parts(cols, rows, vals, n_cols, n_band)
+        rows = torch.cat([rows, out_idx])
+        cols = torch.cat([cols, own_col])
+        vals = torch.cat([vals, torch.ones(out_idx.numel(), dtype=torch.float64, device=wdevice)])
+        crow, col, val = _csr_parts(rows, cols, vals, n, n_cols)
+        crow_t, col_t, val_t = _csr_parts(cols, rows, vals, n_cols, n)
 
         self.register_buffer("item_freq", freq.clone())
         self.register_buffer("in_band", in_band)
         self.register_buffer("band_idx", band_idx)
-        self.register_buffer("band_crow", crow)
-        self.register_buffer("band_col", col)
-        self.register_buffer("band_values", val.to(wdtype))
-        self.register_buffer("band_t_crow", crow_t)
-        self.register_buffer("band_t_col", col_t)
-        self.register_buffer("band_t_values", val_t.to(wdtype))
+        self.register_buffer("q_crow", crow)
+        self.register_buffer("q_col", col)
+        self.register_buffer("q_values", val.to(wdtype))
+        self.register_buffer("q_t_crow", crow_t)
+        self.register_buffer("q_t_col", col_t)
+        self.register_buffer("q_t_values", val_t.to(wdtype))
         if restrict:
-            # Row of cat([weight, band rows]) that each item reads.
-            table_index = torch.empty(n, dtype=torch.int64, device=wdevice)
-            table_index[out_idx] = torch.arange(out_idx.numel(), device=wdevice)
-            table_index[band_idx] = out_idx.numel() + torch.arange(n_band, device=wdevice)
-            self.register_buffer("table_index", table_index)
             self._weight_padding_row = None if padding_idx is None else int(out_rank[padding_idx])
         else:
             self._weight_padding_row = padding_idx
@@ -240,22 +238,20 @@ class SmoothedItemEmbedding(nn.Module):
         """Drop the eval-mode table (needed only after editing ``weight.data`` in place)."""
         self._cache = None
 
-    def _band_rows(self) -> torch.Tensor:
-        w = self.weight
-        val, val_t = self.band_values, self.band_t_values
-        if val.dtype != w.dtype:
-            val, val_t = val.to(w.dtype), val_t.to(w.dtype)
-        return _BandSpMM.apply(
-            w, self.band_crow, self.band_col, val, self.band_t_crow, self.band_t_col, val_t, self.num_in_band
-        )
+    @property
+    def band_nnz(self) -> int:
+        """Stored entries of the band rows of ``P`` (after dropping the padding column and, with
+        ``neighbours="outside_band"``, the band columns): the work of one forward pass."""
+        return int(self.q_col.numel()) - (self.num_embeddings - self.num_in_band)  # minus the unit rows
 
     def _compute_table(self) -> torch.Tensor:
         if self.num_in_band == 0:
             return self.weight
-        y = self._band_rows()
-        if self.neighbours == "outside_band":
-            return torch.cat([self.weight, y]).index_select(0, self.table_index)
-        return self.weight.index_copy(0, self.band_idx, y)
+        w = self.weight
+        val, val_t = self.q_values, self.q_t_values
+        if val.dtype != w.dtype:
+            val, val_t = val.to(w.dtype), val_t.to(w.dtype)
+        return _CsrMM.apply(w, self.q_crow, self.q_col, val, self.q_t_crow, self.q_t_col, val_t)
 
     def _cache_key(self):
         try:
@@ -289,6 +285,6 @@ class SmoothedItemEmbedding(nn.Module):
             s += f", padding_idx={self.padding_idx}"
         s += (
             f", band=[{self.lower_freq}, {self.upper_freq}], num_in_band={self.num_in_band}"
-            f", neighbours={self.neighbours!r}, band_nnz={self.band_col.numel()}"
+            f", neighbours={self.neighbours!r}, band_nnz={self.band_nnz}"
         )
         return s
