@@ -292,3 +292,23 @@ def test_evaluation_score_buffer_is_reused_and_exact(tiny):
         assert model._score_buf.numel() == len(big["users"]) * (dm.num_items + 1)
     model.on_test_epoch_end()
     assert model._score_buf is None
+
+
+def test_scores_stay_float32_under_bf16_autocast(tiny):
+    """Full-ranking scores are computed in float32 inside a bf16 autocast region (mixed precision),
+    so the ranks equal those of a float32 run; a bf16 product would tie many items with the target."""
+    path, cache = tiny
+    dm = _dm(path, cache)
+    torch.manual_seed(0)
+    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    b = next(iter(dm.test_dataloader()))
+    with torch.no_grad():
+        table = model.items.effective_weight()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            u = model.user_vectors(b, table)
+            got = model.score(b)
+            got_buf = model.score(b, reuse_buffer=True).clone()
+            plain = u @ table.T  # what an unguarded product gives in this region
+        want = u.float() @ table.T
+    assert plain.dtype == torch.bfloat16 and not torch.equal(plain.float(), want)
+    assert got.dtype == torch.float32 and torch.equal(got, want) and torch.equal(got_buf, want)

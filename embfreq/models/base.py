@@ -46,13 +46,17 @@ class RankingModel(pl.LightningModule):
         through mmap and page faults, and made a validation pass up to 2x slower here."""
         table = self.items.effective_weight()
         u = self.user_vectors(batch, table)
-        if not reuse_buffer:
-            return u @ table.T
-        b, n = u.shape[0], table.shape[0]
-        buf = getattr(self, "_score_buf", None)
-        if buf is None or buf.numel() < b * n or buf.device != u.device or buf.dtype != u.dtype:
-            buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=u.dtype)
-        return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
+        # Scores in float32 even under mixed precision: in bf16, thousands of items would tie with the
+        # target, and ties rank above it.
+        with torch.autocast(u.device.type, enabled=False):
+            u, table = u.float(), table.float()
+            if not reuse_buffer:
+                return u @ table.T
+            b, n = u.shape[0], table.shape[0]
+            buf = getattr(self, "_score_buf", None)
+            if buf is None or buf.numel() < b * n or buf.device != u.device:
+                buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=torch.float32)
+            return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
 
     def configure_optimizers(self):
         # the fused kernel is several times faster on CPU and GPU; the update is the same algorithm
