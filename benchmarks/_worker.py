@@ -129,7 +129,21 @@ def _datamodule(spec: dict, sampling: str, max_neighbours=None):
     return dm
 
 
-def _model(model: str, dm, band: str, seed: int = 1, operator=None):
+def _to(batch: dict, device: str) -> dict:
+    if device == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def _sync(device: str) -> None:
+    """Wait for queued GPU work, so wall time covers it."""
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _model(model: str, dm, band: str, seed: int = 1, operator=None, device: str = "cpu"):
     import torch
 
     from embfreq.models import MFBPR, SASRec
@@ -139,23 +153,26 @@ def _model(model: str, dm, band: str, seed: int = 1, operator=None):
     op = dm.operator if operator is None else operator
     common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=op, lower_freq=lo, upper_freq=hi)
     if model == "sasrec":
-        return SASRec(maxlen=50, embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.2, loss="bce", **common)
-    return MFBPR(num_users=dm.num_users, embedding_dim=64, **common)
+        net = SASRec(maxlen=50, embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.2, loss="bce", **common)
+    else:
+        net = MFBPR(num_users=dm.num_users, embedding_dim=64, **common)
+    return net.to(device)  # before configure_optimizers: the fused Adam needs its parameters in place
 
 
-def _epoch(model, opt, dm) -> int:
+def _epoch(model, opt, dm, device: str = "cpu") -> int:
     model.train()
     n = 0
     for b in dm.train_dataloader():
-        loss = model.training_loss(b)
+        loss = model.training_loss(_to(b, device))
         opt.zero_grad()
         loss.backward()
         opt.step()
         n += 1
+    _sync(device)
     return n
 
 
-def _validate(model, dm, stage: str = "valid"):
+def _validate(model, dm, stage: str = "valid", device: str = "cpu"):
     import torch
 
     model.eval()
@@ -163,8 +180,10 @@ def _validate(model, dm, stage: str = "valid"):
     with torch.no_grad():
         loader = dm.val_dataloader() if stage == "valid" else dm.test_dataloader()
         for b in loader:
-            out.append(model.ranks(b))
-    return torch.cat(out)
+            out.append(model.ranks(_to(b, device)))
+    ranks = torch.cat(out).cpu()
+    _sync(device)
+    return ranks
 
 
 def step_train(spec: dict) -> dict:
@@ -174,18 +193,18 @@ def step_train(spec: dict) -> dict:
     operator built with max_neighbours=K, read from `k_cache_dir`).
     """
     torch = _setup_torch(spec)
-    model_name = spec["model"]
+    model_name, device = spec["model"], spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if model_name == "sasrec" else "pair")
     runs = {}
     for band in BANDS:
-        model = _model(model_name, dm, band)
+        model = _model(model_name, dm, band, device=device)
         runs[band] = (model, model.configure_optimizers())
     if spec.get("k"):
         from embfreq.data.graph import to_torch_csr
         from embfreq.data.processed import load_processed
 
         pk = load_processed(**dict(spec["load_args"], max_neighbours=spec["k"]), cache_dir=spec["k_cache_dir"])
-        model = _model(model_name, dm, "0-5", operator=to_torch_csr(pk.operator))
+        model = _model(model_name, dm, "0-5", operator=to_torch_csr(pk.operator), device=device)
         runs[f"0-5/k{spec['k']}"] = (model, model.configure_optimizers())
     epoch = {b: [] for b in runs}
     val = {b: [] for b in runs}
@@ -194,18 +213,18 @@ def step_train(spec: dict) -> dict:
     for _ in range(spec["repeats"]):
         for band, (model, opt) in runs.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            batches = _epoch(model, opt, dm)
+            batches = _epoch(model, opt, dm, device)
             epoch[band].append(time.perf_counter() - t0)
             cpu["epoch"][band].append(time.process_time() - c0)
     for _ in range(spec["repeats"]):
         for band, (model, _opt) in runs.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            _validate(model, dm)
+            _validate(model, dm, device=device)
             val[band].append(time.perf_counter() - t0)
             cpu["val"][band].append(time.process_time() - c0)
     res = {"epoch": epoch, "val": val, "cpu": cpu, "batches": batches, "threads": torch.get_num_threads(),
            "band_nnz": {b: int(m.items.band_nnz) for b, (m, _o) in runs.items()}, "peak": peak_mib()}
-    if spec.get("lightning"):
+    if spec.get("lightning") and device == "cpu":
         import logging
 
         import pytorch_lightning as pl
@@ -228,16 +247,20 @@ def step_train(spec: dict) -> dict:
 
 def step_train_mem(spec: dict) -> dict:
     """Peak memory of one configuration and phase (one epoch, or one validation pass), in a process of its own."""
-    _setup_torch(spec)
+    torch = _setup_torch(spec)
+    device = spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if spec["model"] == "sasrec" else "pair")
-    model = _model(spec["model"], dm, spec["band"])
+    model = _model(spec["model"], dm, spec["band"], device=device)
     opt = model.configure_optimizers()
+    if device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
     with Measure() as m:
         if spec["phase"] == "train":
-            _epoch(model, opt, dm)
+            _epoch(model, opt, dm, device)
         else:
-            _validate(model, dm)
-    return m.result()
+            _validate(model, dm, device=device)
+    extra = {"gpu_peak": torch.cuda.max_memory_allocated() / MIB} if device != "cpu" else {}
+    return m.result(**extra)
 
 
 def _ndcg10(ranks) -> float:

@@ -13,6 +13,7 @@ Usage::
     python benchmarks/run.py --only syn1m:graph       # dataset:group
     python benchmarks/run.py --quality 20     # also: SASRec NDCG@10 with/without max_neighbours
     python benchmarks/run.py --only beauty:process --repeats 1 --quality 20 --quality-seeds 1,2
+    python benchmarks/run.py --device cuda --only beauty:train,beauty:val   # GPU rows (no targets)
 
 Datasets: beauty, yelp, syn1m, syn10m. Groups: generate, process, cache, graph, train, val, lightning.
 Workers keep OpenMP's default spin-waiting, as `python -m embfreq.train` does; on a quiet machine that
@@ -174,7 +175,10 @@ class Runner:
         ds = "beauty"
         want_train = self.selected(ds, "train")
         want_val = self.selected(ds, "val")
-        want_pl = self.selected(ds, "lightning")
+        want_pl = self.selected(ds, "lightning") and self.args.device == "cpu"
+        device = self.args.device
+        on_cpu = device == "cpu"
+        label = "Beauty" if on_cpu else f"Beauty ({device})"
         if not (want_train or want_val or want_pl):
             return
         self.ensure_cache(ds, None)
@@ -182,7 +186,7 @@ class Runner:
         name = "SASRec" if model == "sasrec" else "MF-BPR"
         bs = 256 if model == "sasrec" else 2048
         epoch_target = 3.0 if model == "sasrec" else 0.5
-        base = dict(load_args=self.load_args(ds), cache_dir=str(self.cache_dir(ds, None)), model=model)
+        base = dict(load_args=self.load_args(ds), cache_dir=str(self.cache_dir(ds, None)), model=model, device=device)
         load = os.getloadavg()[0]
         r = self.worker(dict(base, step="train", repeats=self.args.epochs, lightning=want_pl, k=K,
                              k_cache_dir=str(self.cache_dir(ds, K))), timeout=1800)
@@ -196,27 +200,27 @@ class Runner:
         if want_train:
             for c, text in configs:
                 m = mem.get(("train", c), {})
-                self.row("Beauty", f"{name} epoch (batch {bs}{', maxlen 50' if model == 'sasrec' else ''}), {text}",
+                self.row(label, f"{name} epoch (batch {bs}{', maxlen 50' if model == 'sasrec' else ''}), {text}",
                          med[c], statistics.median(r["cpu"]["epoch"][c]), m.get("peak"), m.get("delta"),
-                         f"≤ {epoch_target:g} s",
-                         med[c] <= epoch_target, load,
+                         f"≤ {epoch_target:g} s" if on_cpu else "", med[c] <= epoch_target if on_cpu else None, load,
                          note=f"median of {reps} interleaved; {r['batches']} batches; "
-                              f"{', '.join(f'{x:.2f}' for x in r['epoch'][c])}")
+                              f"{', '.join(f'{x:.2f}' for x in r['epoch'][c])}" + gpu_note(m))
             for c, text in configs[1:]:
                 ratios = [b / a for a, b in zip(r["epoch"]["none"], r["epoch"][c])]
                 ratio = statistics.median(ratios)
-                self.row("Beauty", f"{name} epoch ratio {text} / no band", None, None, None, None, "≤ 1.15x",
-                         ratio <= 1.15, load, note=f"{ratio:.2f}x (median of per-pair ratios "
+                self.row(label, f"{name} epoch ratio {text} / no band", None, None, None, None,
+                         "≤ 1.15x" if on_cpu else "", ratio <= 1.15 if on_cpu else None, load, note=f"{ratio:.2f}x (median of per-pair ratios "
                                                    f"{', '.join(f'{x:.2f}' for x in ratios)}); band rows nnz "
                                                    f"{r['band_nnz'][c]:,}")
         if want_val:
             for c, text in configs[:2]:
                 v = statistics.median(r["val"][c])
                 m = mem.get(("val", c), {})
-                self.row("Beauty", f"{name} validation pass (full ranking, 22,363 users), {text}", v,
-                         statistics.median(r["cpu"]["val"][c]),
-                         m.get("peak"), m.get("delta"), "≤ 1.5 s", v <= 1.5, load,
-                         note=f"median of {len(r['val'][c])}; " + ", ".join(f"{x:.2f}" for x in r["val"][c]))
+                self.row(label, f"{name} validation pass (full ranking, 22,363 users), {text}", v,
+                         statistics.median(r["cpu"]["val"][c]), m.get("peak"), m.get("delta"),
+                         "≤ 1.5 s" if on_cpu else "", v <= 1.5 if on_cpu else None, load,
+                         note=f"median of {len(r['val'][c])}; " + ", ".join(f"{x:.2f}" for x in r["val"][c])
+                              + gpu_note(m))
         if want_pl:
             for c, text in configs[:2]:
                 t = statistics.median(r["lightning"][c])
@@ -248,6 +252,10 @@ class Runner:
                      + " | ".join(f"{runs[s][k]['nnz']:,} / {runs[s][k]['band_nnz']:,}" for s, k in cols) + " |")
         lines.append("| train + eval seconds | " + " | ".join(f"{runs[s][k]['seconds']:.0f}" for s, k in cols) + " |")
         return "\n".join(lines)
+
+
+def gpu_note(m: dict) -> str:
+    return f"; GPU peak {m['gpu_peak']:.0f} MiB" if "gpu_peak" in m else ""
 
 
 def summarise(res: list[dict]) -> dict:
@@ -287,7 +295,8 @@ def machine() -> str:
                    if x.startswith("MemTotal")) / 2**20
     except (OSError, StopIteration):
         mem = float("nan")
-    return (f"{model}, {os.cpu_count()} cores, {mem:.1f} GiB RAM, Python {platform.python_version()}, "
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{model}, {os.cpu_count()} cores, {mem:.1f} GiB RAM{gpu}, Python {platform.python_version()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
@@ -305,8 +314,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="also train SASRec on Beauty for EPOCHS epochs with and without max_neighbours=50")
     ap.add_argument("--quality-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[1],
                     help="model seeds of the quality runs, e.g. 1,2")
+    ap.add_argument("--device", default="cpu",
+                    help="where the training and validation rows run, e.g. cuda (no targets apply there)")
     ap.add_argument("--workdir", default=None, help="where data files and caches go (default: a temp dir, removed)")
     args = ap.parse_args(argv)
+    if args.device != "cpu":
+        import torch
+
+        try:
+            torch.empty(0, device=args.device)
+        except (RuntimeError, AssertionError) as e:
+            ap.error(f"--device {args.device} is not usable here: {str(e).splitlines()[0]}")
     if args.only:
         bad = [t for t in args.only if not any(p in DATASETS or p in GROUPS for p in t.split(":"))]
         if bad:
