@@ -163,6 +163,7 @@ def test_empty_band(neighbours):
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 100, 200, padding_idx=0, neighbours=neighbours)
     assert m.num_in_band == 0 and m.parameters_saved == 0
     assert m.effective_weight() is m.weight
+    assert m.band_nnz == 0 and m.q_col.numel() == 0  # no operator is kept (checkpoints stay small)
 
 
 @pytest.mark.parametrize("neighbours", ["all", "outside_band"])
@@ -325,6 +326,33 @@ def test_state_dict_round_trip(tmp_path, neighbours):
     m3 = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
     m3.load_state_dict(torch.load(buf, weights_only=True)["model"])
     assert torch.equal(m.effective_weight(), m3.effective_weight())
+
+
+@pytest.mark.parametrize("neighbours", ["all", "outside_band"])
+def test_loads_version_1_state_dict(neighbours):
+    """Checkpoints written before Q stored only the band rows (band_* buffers, table_index): they load
+    into a module built from the same item_freq and operator, inside a parent module too."""
+    freq, p = random_problem(4)
+    args = (40, 4, freq, p.to_sparse_csr(), 0, 10)
+    torch.manual_seed(0)
+    old = nn.Module()
+    old.items = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
+    sd = old.state_dict()
+    for name in ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values"):
+        del sd["items." + name]
+    for name in SmoothedItemEmbedding._V1_BUFFERS[:-1]:  # what version 1 wrote
+        sd["items." + name] = torch.zeros(3)
+    if neighbours == "outside_band":
+        sd["items.table_index"] = torch.zeros(40, dtype=torch.int64)
+    sd._metadata["items"]["version"] = 1
+    torch.manual_seed(1)
+    new = nn.Module()
+    new.items = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
+    new.load_state_dict(sd)
+    assert torch.equal(new.items.effective_weight(), old.items.effective_weight())
+    sd["items.stray"] = torch.zeros(1)  # anything else still fails as usual
+    with pytest.raises(RuntimeError, match="stray"):
+        new.load_state_dict(sd)
 
 
 # ---- errors ------------------------------------------------------------------------------------

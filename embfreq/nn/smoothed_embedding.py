@@ -96,6 +96,10 @@ class SmoothedItemEmbedding(nn.Module):
             no rows of ``weight`` for band items.
     """
 
+    # 2: the operator is stored as Q (q_* buffers); version 1 stored the band rows of P alone (band_*)
+    _version = 2
+    _V1_BUFFERS = ("band_crow", "band_col", "band_values", "band_t_crow", "band_t_col", "band_t_values", "table_index")
+
     def __init__(
         self,
         num_embeddings: int,
@@ -177,15 +181,16 @@ class SmoothedItemEmbedding(nn.Module):
             keep &= ~in_band[cols]
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
         out_rank = torch.cumsum((~in_band).to(torch.int64), 0) - 1
-        own_col = out_idx
+        unit = out_idx if band_idx.numel() else out_idx[:0]  # without a band the table is weight itself
+        own_col = unit
         if restrict:
-            cols, own_col = out_rank[cols], out_rank[out_idx]
+            cols, own_col = out_rank[cols], out_rank[unit]
             row_sum = torch.zeros(n, dtype=torch.float64, device=wdevice).index_add_(0, rows, vals)
             denom = row_sum[rows]
             vals = torch.where(denom != 0, vals / torch.where(denom != 0, denom, 1.0), 0.0)
-        rows = torch.cat([rows, out_idx])
+        rows = torch.cat([rows, unit])
         cols = torch.cat([cols, own_col])
-        vals = torch.cat([vals, torch.ones(out_idx.numel(), dtype=torch.float64, device=wdevice)])
+        vals = torch.cat([vals, torch.ones(unit.numel(), dtype=torch.float64, device=wdevice)])
         crow, col, val = _csr_parts(rows, cols, vals, n, n_cols)
         crow_t, col_t, val_t = _csr_parts(cols, rows, vals, n_cols, n)
 
@@ -234,6 +239,15 @@ class SmoothedItemEmbedding(nn.Module):
     def parameters_saved(self) -> int:
         return (self.num_embeddings - self.weight.shape[0]) * self.embedding_dim
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        if local_metadata.get("version", 1) < 2 and prefix + "band_col" in state_dict:
+            # Q derives from the same item_freq and operator the module was built with: keep ours
+            for name in self._V1_BUFFERS:
+                state_dict.pop(prefix + name, None)
+            for name in ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values"):
+                state_dict[prefix + name] = getattr(self, name)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def clear_cache(self) -> None:
         """Drop the eval-mode table (needed only after editing ``weight.data`` in place)."""
         self._cache = None
@@ -241,8 +255,10 @@ class SmoothedItemEmbedding(nn.Module):
     @property
     def band_nnz(self) -> int:
         """Stored entries of the band rows of ``P`` (after dropping the padding column and, with
-        ``neighbours="outside_band"``, the band columns): the work of one forward pass."""
-        return int(self.q_col.numel()) - (self.num_embeddings - self.num_in_band)  # minus the unit rows
+        ``neighbours="outside_band"``, the band columns); the rest of ``Q`` is one entry per other item."""
+        if self.num_in_band == 0:
+            return 0
+        return int(self.q_col.numel()) - (self.num_embeddings - self.num_in_band)
 
     def _compute_table(self) -> torch.Tensor:
         if self.num_in_band == 0:
