@@ -186,7 +186,8 @@ class Runner:
         name = "SASRec" if model == "sasrec" else "MF-BPR"
         bs = 256 if model == "sasrec" else 2048
         epoch_target = 3.0 if model == "sasrec" else 0.5
-        base = dict(load_args=self.load_args(ds), cache_dir=str(self.cache_dir(ds, None)), model=model, device=device)
+        base = dict(load_args=self.load_args(ds), cache_dir=str(self.cache_dir(ds, None)), model=model,
+                    device=device)
         load = os.getloadavg()[0]
         r = self.worker(dict(base, step="train", repeats=self.args.epochs, lightning=want_pl, k=K,
                              k_cache_dir=str(self.cache_dir(ds, K))), timeout=1800)
@@ -209,9 +210,9 @@ class Runner:
                 ratios = [b / a for a, b in zip(r["epoch"]["none"], r["epoch"][c])]
                 ratio = statistics.median(ratios)
                 self.row(label, f"{name} epoch ratio {text} / no band", None, None, None, None,
-                         "≤ 1.15x" if on_cpu else "", ratio <= 1.15 if on_cpu else None, load, note=f"{ratio:.2f}x (median of per-pair ratios "
-                                                   f"{', '.join(f'{x:.2f}' for x in ratios)}); band rows nnz "
-                                                   f"{r['band_nnz'][c]:,}")
+                         "≤ 1.15x" if on_cpu else "", ratio <= 1.15 if on_cpu else None, load,
+                         note=f"{ratio:.2f}x (median of per-pair ratios {', '.join(f'{x:.2f}' for x in ratios)}); "
+                              f"band rows nnz {r['band_nnz'][c]:,}")
         if want_val:
             for c, text in configs[:2]:
                 v = statistics.median(r["val"][c])

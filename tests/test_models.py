@@ -312,3 +312,5 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
         want = u.float() @ table.T
     assert plain.dtype == torch.bfloat16 and not torch.equal(plain.float(), want)
     assert got.dtype == torch.float32 and torch.equal(got, want) and torch.equal(got_buf, want)
+    with torch.no_grad():  # a float64 model keeps float64 scores
+        assert model.double().score(b).dtype == model.score(b, reuse_buffer=True).dtype == torch.float64

@@ -338,7 +338,7 @@ def test_loads_version_1_state_dict(neighbours):
     old = nn.Module()
     old.items = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
     sd = old.state_dict()
-    for name in ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values"):
+    for name in SmoothedItemEmbedding._Q_BUFFERS:
         del sd["items." + name]
     for name in SmoothedItemEmbedding._V1_BUFFERS[:-1]:  # what version 1 wrote
         sd["items." + name] = torch.zeros(3)

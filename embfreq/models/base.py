@@ -46,16 +46,17 @@ class RankingModel(pl.LightningModule):
         through mmap and page faults, and made a validation pass up to 2x slower here."""
         table = self.items.effective_weight()
         u = self.user_vectors(batch, table)
-        # Scores in float32 even under mixed precision: in bf16, thousands of items would tie with the
+        # At least float32 even under mixed precision: in bf16, thousands of items would tie with the
         # target, and ties rank above it.
+        dtype = torch.promote_types(torch.promote_types(u.dtype, table.dtype), torch.float32)
         with torch.autocast(u.device.type, enabled=False):
-            u, table = u.float(), table.float()
+            u, table = u.to(dtype), table.to(dtype)
             if not reuse_buffer:
                 return u @ table.T
             b, n = u.shape[0], table.shape[0]
             buf = getattr(self, "_score_buf", None)
-            if buf is None or buf.numel() < b * n or buf.device != u.device:
-                buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=torch.float32)
+            if buf is None or buf.numel() < b * n or buf.device != u.device or buf.dtype != dtype:
+                buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=dtype)
             return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
 
     def configure_optimizers(self):

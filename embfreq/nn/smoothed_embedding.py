@@ -98,7 +98,9 @@ class SmoothedItemEmbedding(nn.Module):
 
     # 2: the operator is stored as Q (q_* buffers); version 1 stored the band rows of P alone (band_*)
     _version = 2
-    _V1_BUFFERS = ("band_crow", "band_col", "band_values", "band_t_crow", "band_t_col", "band_t_values", "table_index")
+    _Q_BUFFERS = ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values")
+    _V1_BUFFERS = ("band_crow", "band_col", "band_values", "band_t_crow", "band_t_col", "band_t_values",
+                   "table_index")
 
     def __init__(
         self,
@@ -197,12 +199,8 @@ class SmoothedItemEmbedding(nn.Module):
         self.register_buffer("item_freq", freq.clone())
         self.register_buffer("in_band", in_band)
         self.register_buffer("band_idx", band_idx)
-        self.register_buffer("q_crow", crow)
-        self.register_buffer("q_col", col)
-        self.register_buffer("q_values", val.to(wdtype))
-        self.register_buffer("q_t_crow", crow_t)
-        self.register_buffer("q_t_col", col_t)
-        self.register_buffer("q_t_values", val_t.to(wdtype))
+        for name, t in zip(self._Q_BUFFERS, (crow, col, val.to(wdtype), crow_t, col_t, val_t.to(wdtype))):
+            self.register_buffer(name, t)
         if restrict:
             self._weight_padding_row = None if padding_idx is None else int(out_rank[padding_idx])
         else:
@@ -244,7 +242,7 @@ class SmoothedItemEmbedding(nn.Module):
             # Q derives from the same item_freq and operator the module was built with: keep ours
             for name in self._V1_BUFFERS:
                 state_dict.pop(prefix + name, None)
-            for name in ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values"):
+            for name in self._Q_BUFFERS:
                 state_dict[prefix + name] = getattr(self, name)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
