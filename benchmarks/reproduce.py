@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
     # name: (dataset, model, loss, published NDCG@10, published HR@10)
-    "sasrec_bce_recboard": ("beauty", "SASRec", "BCE", 0.0354, 0.0668),
-    "sasrec_bce_recboard_attend_padding": ("beauty", "SASRec", "BCE, attend to padding", 0.0354, 0.0668),
+    "sasrec_bce_recboard": ("beauty", "SASRec", "BCE, attends to padding", 0.0354, 0.0668),
+    "sasrec_bce_recboard_masked": ("beauty", "SASRec", "BCE, padding masked", 0.0354, 0.0668),
     "sasrec_ce": ("beauty", "SASRec", "CE", None, None),
     "mf_bpr_recboard": ("beauty", "MF-BPR", "BPR", 0.0227, 0.0447),
 }

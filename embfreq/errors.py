@@ -14,3 +14,7 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A config value that is out of range or inconsistent."""
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the run is failed, never reported with NaN scores."""

@@ -186,12 +186,14 @@ def ranks_excluding(scores: Tensor, targets: Tensor, excl_rows: Tensor | None = 
 
     Excluded entries (the (row, col) pairs, and column 0 when `exclude_padding`) are overwritten
     with NaN in place, so they never compare >= the target; the target is never excluded.
-    Same ranks as `target_ranks(scores, targets, mask)` with the equivalent mask.
+    Same ranks as `target_ranks(scores, targets, mask)` with the equivalent mask, NaN scores included.
     """
     targets = targets.long()
     idx = targets.unsqueeze(1)
+    # NaN scores count as -inf, as in target_ranks: a NaN target ties with (so ranks below) every
+    # other non-excluded item; the NaNs written below then mark exclusions only
+    torch.nan_to_num_(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
     t = scores.gather(1, idx)
-    t = torch.nan_to_num(t, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
     if exclude_padding:
         scores[:, 0] = float("nan")
     if excl_rows is not None and excl_rows.numel():

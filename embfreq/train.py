@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.band import check_band
-from embfreq.errors import ConfigError, DataError, UserError
+from embfreq.errors import ConfigError, DataError, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
@@ -262,10 +262,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "test": test,
         "seconds": {"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0},
         "run_dir": str(run_dir),
+        "threads": torch.get_num_threads(),  # with the wall times: what the cost was measured on
+        "host": {"cpus": os.cpu_count(), "device": str(model.device), "torch": torch.__version__},
         "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse
         "started_at": t0,  # epoch seconds; shows whether parallel sweep jobs overlapped
     }
     if trainer.is_global_zero:
+        from embfreq.analysis.per_user import write_test_users
+
+        ranks = model.test_user_ranks.numpy()
+        test_targets = dm.data.split.test
+        freq = dm.data.item_freq
+        write_test_users(run_dir, ranks, test_targets, freq[test_targets])
         logger.log_hyperparams(hparams(cfg, result), {**test, **{k: v for k, v in val.items()}})
         if cfg.analysis:
             from embfreq.analysis.run import analyze_model
@@ -318,9 +326,11 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
     try:
         result = train(cfg, run_dir)
     except UserError as e:
+        # a refused input leaves no result in a single run; a run that trained and diverged says so
+        if (multirun or isinstance(e, TrainingDiverged)) and _rank_zero():
+            write_json(run_dir / "metrics.json", {"status": "failed", "error": str(e), **base})
         if not multirun:
             raise
-        write_json(run_dir / "metrics.json", {"status": "failed", "error": str(e), **base})
         log.error("failed: %s", e)
         return {"status": "failed"}
     except Exception as e:  # a sweep keeps going; the error is recorded with the job
@@ -361,7 +371,8 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
         print(f"embfreq: error: {e}", file=sys.stderr)
         sys.exit(2)
-    return result.get("test", {}).get("test/ndcg@10")
+    # what a sweeper (Optuna, Ax) optimises: validation, never test
+    return result.get("val", {}).get("val/ndcg@10")
 
 
 if __name__ == "__main__":

@@ -192,8 +192,9 @@ def test_negatives_never_hit_training_items_and_are_reproducible(tiny_seq_file):
             assert (b["negatives"][row][~real] == 0).all() and (b["inputs"][row][~real] == 0).all()
     again = [ds[k] for k in BucketBatchSampler(ds.lengths, 16, seed=3)]
     for x, y in zip(batches, again):
+        assert x.keys() == y.keys()
         for k in x:
-            assert torch.equal(x[k], y[k])
+            assert torch.equal(x[k], y[k]) if torch.is_tensor(x[k]) else x[k] == y[k]
     seen = SeenItems(sp_.train_ptr, sp_.train_items, d.num_items)
     for mode in ("user", "interaction"):
         pairs = PairTrainDataset(sp_.train_ptr, sp_.train_items, d.num_items, seed=1, sampling=mode)

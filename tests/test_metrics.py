@@ -215,7 +215,21 @@ def test_ranks_excluding_equals_target_ranks_with_mask():
         mask[:, 0] = True
         rows, cols = mask.nonzero(as_tuple=True)
         keep = cols != 0
+        if trial % 3 == 1:
+            scores[2, targets[2]] = float("nan")  # a NaN target
+            scores[3] = float("nan")
         expected = target_ranks(scores.clone(), targets, mask)
         got = ranks_excluding(scores.clone(), targets, rows[keep], cols[keep])
-        finite = torch.isfinite(scores.gather(1, targets[:, None])).squeeze(1)
-        assert torch.equal(got[finite], expected[finite])
+        assert torch.equal(got, expected)
+
+
+def test_all_nan_scores_rank_every_target_last():
+    """A diverged model (every score NaN) earns the worst rank, never rank 1 (HR@10 = 1.0 before)."""
+    from embfreq.metrics import ranks_excluding
+
+    scores = torch.full((4, 30), float("nan"))
+    targets = torch.tensor([1, 5, 7, 29])
+    seen_rows, seen_cols = torch.tensor([0, 0, 2]), torch.tensor([2, 3, 9])
+    got = ranks_excluding(scores, targets, seen_rows, seen_cols)
+    # 29 real items (column 0 is padding), minus the user's seen ones
+    assert got.tolist() == [27, 29, 28, 29]

@@ -182,26 +182,79 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
         assert model.last_test[k] == pytest.approx(v, abs=1e-12), k
 
 
-def test_sequence_loss_weighs_every_position_equally(tiny):
-    """BCE = (sum of position losses) / average positions per batch, whatever the batch's length mix."""
+@pytest.mark.parametrize("cls,kw", [
+    (SASRec, {"loss": "bce"}), (SASRec, {"loss": "bpr"}), (SASRec, {"loss": "ce"}),
+    (SASRec, {"loss": "bce", "attend_padding": False}), (GRU4Rec, {"loss": "bce"}),
+])
+def test_packed_loss_and_gradient_equal_the_padded_random_batch(tiny, cls, kw):
+    """The training loss (SASRec: sequences packed side by side), and its gradient, equal the
+    per-position mean of the whole random batch padded to maxlen, computed naively in one pass."""
     import torch.nn.functional as F
 
     path, cache = tiny
     dm = _dm(path, cache, maxlen=8)
-    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=8,
-                   lower_freq=None, upper_freq=None, dropout=0.0)
-    loader = dm.train_dataloader()
-    batches = list(loader)
-    n_positions = sum(int((b["targets"] != 0).sum()) for b in batches)
-    assert batches[0]["loss_norm"].item() == pytest.approx(n_positions / len(batches))
-    b = batches[0]
+    torch.manual_seed(0)
+    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=8,
+                lower_freq=0, upper_freq=3, dropout=0.0, **kw).double()
+    b = next(iter(dm.train_dataloader()))
+    assert b["pack_rows"] < len(b["users"])  # several sequences really share a row
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    got, got_g = grads(model.training_loss(b))
     table = model.items.effective_weight()
-    (inputs, targets, negs) = trim_left_padding(b["inputs"], b["targets"], b["negatives"])
-    h = model.hidden(inputs, table)[targets != 0]
-    pos = (h * table[targets[targets != 0]]).sum(-1)
-    neg = (h * table[negs[targets != 0]]).sum(-1)
-    expected = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / b["loss_norm"]
-    torch.testing.assert_close(model.training_loss(b), expected)
+    h = model.encoder(table[b["inputs"]], b["inputs"] != 0)
+    real = b["targets"] != 0
+    h, pos = h[real], b["targets"][real]
+    if kw["loss"] == "ce":
+        logits = h @ table.T
+        logits[:, 0] = float("-inf")
+        ref = F.cross_entropy(logits, pos)
+    else:
+        p_logit = (h * table[pos]).sum(-1)
+        n_logit = (h * table[b["negatives"][real]]).sum(-1)
+        ref = (torch.cat([F.softplus(-p_logit), F.softplus(n_logit)]).sum() / len(pos) if kw["loss"] == "bce"
+               else F.softplus(n_logit - p_logit).mean())
+    ref, ref_g = grads(ref)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+    assert len(got_g) == len(ref_g)
+    for g, r in zip(got_g, ref_g):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-12)
+
+
+def test_training_batches_are_uniformly_shuffled_rows(tiny):
+    """Training batches are consecutive slices of one permutation of the users per epoch (the study's
+    composition), not length-sorted pools; every user with a target is in exactly one batch."""
+    path, cache = tiny
+    dm = _dm(path, cache, maxlen=8)
+    loader = dm.train_dataloader()
+    sampler = loader.sampler
+    rows = sampler.rows
+    expected = np.random.default_rng([sampler.seed, 0]).permutation(rows)
+    got = [key[2] for key in sampler]
+    assert np.array_equal(np.concatenate(got), expected)
+    assert [len(g) for g in got[:-1]] == [sampler.batch_size] * (len(got) - 1)
+    sampler.set_epoch(1)
+    assert not np.array_equal(np.concatenate([key[2] for key in sampler]), expected)
+
+
+def test_pack_rows_places_every_sequence_once_without_overlap():
+    from embfreq.data.batches import pack_rows
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        width = int(rng.integers(1, 12))
+        lengths = rng.integers(1, width + 1, size=int(rng.integers(1, 40)))
+        row, col, n_rows = pack_rows(lengths, width)
+        grid = np.zeros((n_rows, width), dtype=int)
+        for r, c, n in zip(row, col, lengths):
+            assert 0 <= c and c + n <= width
+            grid[r, c:c + n] += 1
+        assert grid.max() == 1 and grid.sum() == lengths.sum()
+        assert n_rows <= 2 * -(-lengths.sum() // width)  # first fit never wastes half a row on average
 
 
 def test_sasrec_initialisation_follows_the_study():
@@ -250,12 +303,16 @@ def _study_attention_reference(enc, seq_vecs, real):
     return enc.last_norm(x)
 
 
-def test_attend_padding_equals_the_study_attention_and_survives_trimming():
+@pytest.mark.parametrize("fused", [True, False])
+def test_attend_padding_equals_the_study_attention_and_survives_trimming(fused):
+    """Both attention paths (the fused kernel with an extra key, and the explicit one) equal the
+    study's attention over the full left-padded window."""
     from embfreq.nn.sasrec import SASRecEncoder
 
     torch.manual_seed(0)
     enc = SASRecEncoder(maxlen=12, embedding_dim=8, num_blocks=2, num_heads=2, attend_padding=True).double().eval()
     for attn in enc.attns:  # non-zero biases, so the padding keys and values matter
+        attn.fused = fused
         for lin in (attn.q, attn.k, attn.v):
             torch.nn.init.normal_(lin.bias)
     lengths = torch.tensor([12, 5, 1, 3])

@@ -427,3 +427,28 @@ def test_lookup_rejects_ids_out_of_range():
         for bad in (torch.tensor([3, 40]), torch.tensor([-1, 2])):
             with pytest.raises(IndexError):
                 m(bad)
+
+
+@pytest.mark.parametrize("cls", ["sasrec", "mf_bpr"])
+def test_own_rows_start_equal_in_both_neighbour_modes(cls):
+    """With the same seed, every out-of-band item's own row starts with the same value in `all` and
+    `outside_band` (the full table's initialiser, not one fitted to the smaller table's shape)."""
+    from embfreq.models import MFBPR, SASRec
+
+    n, d = 40, 8
+    freq = torch.cat([torch.zeros(1), torch.arange(1, n + 1, dtype=torch.float32) % 9])
+    op = torch.eye(n + 1).to_sparse_csr()
+    tables = {}
+    for mode in ("all", "outside_band"):
+        torch.manual_seed(3)
+        kw = dict(num_items=n, item_freq=freq, operator=op, embedding_dim=d, lower_freq=0, upper_freq=5,
+                  neighbours=mode)
+        model = SASRec(maxlen=5, **kw) if cls == "sasrec" else MFBPR(num_users=7, **kw)
+        tables[mode] = (model.items.weight.detach(), model.items.own_rows)
+    full, _ = tables["all"]
+    small, rows = tables["outside_band"]
+    assert len(rows) < n + 1 and small.shape[0] == len(rows)
+    torch.testing.assert_close(small, full[rows], rtol=0, atol=0)
+    if cls == "sasrec":  # xavier normal of the full (N + 1, D) table
+        std = float(full[1:].std())
+        assert std == pytest.approx((2 / (n + 1 + d)) ** 0.5, rel=0.15)

@@ -59,12 +59,29 @@ def left_padded_windows(ptr: np.ndarray, values: np.ndarray, rows: np.ndarray, l
     return out.astype(np.int64)
 
 
-class BucketBatchSampler(Sampler):
-    """Yields (epoch, batch index, indices) keys; batches group rows of similar length.
+def pack_rows(lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """First-fit decreasing: place sequences of `lengths` (each <= width) side by side in rows of
+    `width`. Returns each sequence's row and start column, and the number of rows."""
+    row = np.empty(len(lengths), dtype=np.int64)
+    col = np.empty(len(lengths), dtype=np.int64)
+    free: list[int] = []
+    for r in np.argsort(-lengths, kind="stable").tolist():
+        n = int(lengths[r])
+        j = next((j for j, f in enumerate(free) if f >= n), len(free))
+        if j == len(free):
+            free.append(width)
+        row[r], col[r] = j, width - free[j]
+        free[j] -= n
+    return row, col, len(free)
 
-    Rows are shuffled, cut into pools of `pool_batches` batches, each pool sorted by length and cut
-    into batches, and the batch order is shuffled: similar lengths share a batch, so little padding
-    is computed. Under DDP each rank takes every world-th batch.
+
+class BucketBatchSampler(Sampler):
+    """Yields (epoch, batch index, indices) keys.
+
+    Training (`shuffle`): batches of uniformly shuffled rows, the study's composition (each epoch a
+    new permutation). Evaluation: rows sorted by length within pools of `pool_batches` batches when
+    `bucketing`, so little padding is computed; exact, since each user is scored on its own. Under
+    DDP each rank takes every world-th batch.
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True,
@@ -86,13 +103,10 @@ class BucketBatchSampler(Sampler):
     def batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
         rows = rng.permutation(self.rows) if self.shuffle else self.rows
-        if self.bucketing:
+        if self.bucketing and not self.shuffle:
             pools = [rows[i:i + self.pool] for i in range(0, len(rows), self.pool)]
             rows = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in pools]) if pools else rows
-        out = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        if self.shuffle and self.bucketing:
-            out = [out[j] for j in rng.permutation(len(out))]
-        return out
+        return [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
 
     def __iter__(self):
         rank, world = _dist_rank_world()
@@ -114,25 +128,24 @@ class BucketBatchSampler(Sampler):
 class SeqTrainDataset(Dataset):
     """Next-item training: the last `maxlen` steps of each user's training sequence, left-padded.
 
-    inputs[t] -> target[t] = the item after inputs[t]; one negative per real position.
+    inputs[t] -> target[t] = the item after inputs[t]; one negative per real position. With `pack`,
+    each batch also says where every sequence goes when several are packed side by side into rows
+    of `maxlen` (`pack_row`, `pack_col`, `pack_rows`): an encoder that keeps sequences apart (SASRec:
+    block-diagonal causal attention, per-sequence positions) then computes almost no padding, and
+    its loss equals that of the padded batch.
     """
 
     def __init__(self, train_ptr: np.ndarray, train_items: np.ndarray, num_items: int, maxlen: int, seed: int,
-                 batch_size: int | None = None):
+                 pack: bool = True):
         self.ptr, self.items = train_ptr, train_items
-        self.num_items, self.maxlen, self.seed = num_items, maxlen, seed
+        self.num_items, self.maxlen, self.seed, self.pack = num_items, maxlen, seed, pack
         self.seen = SeenItems(train_ptr, train_items, num_items)
         self.lengths = np.minimum(np.maximum(np.diff(train_ptr) - 1, 0), maxlen)
-        # Positions per batch on average. Losses divide their sum by it rather than by the batch's
-        # own count: with length bucketing, a batch of short sequences would otherwise weigh each of
-        # its positions far more than a batch of long ones (random batches have ~constant counts).
-        n_batches = -(-len(self) // batch_size) if batch_size else 1
-        self.positions_per_batch = float(self.lengths.sum()) / max(n_batches, 1)
 
     def __len__(self) -> int:
         return int((self.lengths > 0).sum())
 
-    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key) -> dict:
         epoch, b, users = key
         lengths = self.lengths[users]
         ends = self.ptr[users + 1]
@@ -143,13 +156,16 @@ class SeqTrainDataset(Dataset):
         negs = np.zeros_like(targets)
         u = np.broadcast_to(users[:, None], targets.shape)[real]
         negs[real] = sample_negatives(rng, u, self.seen, self.num_items)
-        return {
+        out = {
             "users": torch.from_numpy(users.astype(np.int64)),
             "inputs": torch.from_numpy(inputs),
             "targets": torch.from_numpy(targets),
             "negatives": torch.from_numpy(negs),
-            "loss_norm": torch.tensor(self.positions_per_batch, dtype=torch.float32),
         }
+        if self.pack:
+            row, col, n_rows = pack_rows(lengths, self.maxlen)
+            out.update(pack_row=torch.from_numpy(row), pack_col=torch.from_numpy(col), pack_rows=n_rows)
+        return out
 
 
 PAIR_SAMPLING = ("user", "interaction")

@@ -96,7 +96,7 @@ class RecDataModule(pl.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
     def _loader(self, dataset, lengths: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
-        sampler = BucketBatchSampler(lengths, batch_size, self.seed, shuffle=shuffle, bucketing=self.bucketing or not shuffle)
+        sampler = BucketBatchSampler(lengths, batch_size, self.seed, shuffle=shuffle, bucketing=self.bucketing)
         return DataLoader(
             dataset,
             batch_size=None,
@@ -110,8 +110,9 @@ class RecDataModule(pl.LightningDataModule):
         if self._train_ds is None:
             d = self._load()
             if self.sampling == "seq":
+                # bucketing: random batches, packed for an encoder that can (exact, little padding)
                 self._train_ds = SeqTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.maxlen,
-                                                 self.seed, batch_size=self.batch_size)
+                                                 self.seed, pack=self.bucketing)
             else:
                 self._train_ds = PairTrainDataset(d.split.train_ptr, d.split.train_items, d.num_items, self.seed,
                                                   self.pair_sampling)

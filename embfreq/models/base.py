@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from embfreq.errors import TrainingDiverged
 from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -66,6 +67,9 @@ class RankingModel(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
+        if not bool(torch.isfinite(loss)):  # one sync per step; NaN weights would make every later number void
+            raise TrainingDiverged(f"training diverged: loss {float(loss)} at epoch {self.current_epoch}, "
+                                   f"batch {batch_idx} (try a lower model.net.lr)")
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["users"]))
         return loss
 
@@ -92,16 +96,37 @@ class RankingModel(pl.LightningModule):
         # the best checkpoint then carries every validation metric of its epoch
         checkpoint["embfreq_val_metrics"] = getattr(self, "last_val", {})
 
+    def on_test_epoch_start(self) -> None:
+        self._test_ranks: list[tuple[torch.Tensor, torch.Tensor]] = []
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         r = self.ranks(batch)
         self.test_metrics.update(r)
         self.test_item_metrics.update(batch["targets"], r)
+        self._test_ranks.append((batch["users"].detach().cpu(), r.detach().cpu()))
+
+    def gathered_test_ranks(self) -> torch.Tensor:
+        """(num_users,) test rank of every user, in user order, from all processes (-1: no test
+        case seen). Per-user metrics, paired bootstrap and the bucket split derive from it."""
+        parts = getattr(self, "_test_ranks", [])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, parts)
+            parts = [p for g in gathered for p in g]
+        if not parts:
+            return torch.zeros(0, dtype=torch.long)
+        users = torch.cat([u for u, _ in parts])
+        ranks = torch.cat([r for _, r in parts])
+        out = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
+        out[users] = ranks
+        return out
 
     def on_test_epoch_end(self) -> None:
         metrics = self.test_metrics.compute()
         self.log_dict({k: v.float() for k, v in metrics.items()}, sync_dist=True)
         self.last_test = {k: float(v) for k, v in metrics.items()}
         self.test_per_item = {k: v.detach().cpu() for k, v in self.test_item_metrics.compute().items()}
+        self.test_user_ranks = self.gathered_test_ranks()
         self.test_metrics.reset()
         self.test_item_metrics.reset()
         self._release_score_buffer()

@@ -24,8 +24,7 @@ class MFBPR(RankingModel):
                                            lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
                                            neighbours=neighbours)
         nn.init.normal_(self.users.weight, std=init_std)
-        nn.init.normal_(self.items.weight, std=init_std)
-        self.items.zero_padding_row()
+        self.items.init_from_full_table_(lambda t: nn.init.normal_(t, std=init_std))
 
     def training_loss(self, batch: dict) -> torch.Tensor:
         u = self.users(batch["users"])  # (B, D)

@@ -21,10 +21,31 @@ def trim_left_padding(inputs: torch.Tensor, *others: torch.Tensor) -> tuple[torc
     return tuple(t[:, first:] for t in (inputs, *others))
 
 
+def pack_batch(batch: dict, maxlen: int) -> tuple[torch.Tensor, ...]:
+    """The batch's left-padded rows moved into its packed layout (`pack_row`, `pack_col`,
+    `pack_rows` from the dataset): inputs, targets, negatives, segments and positions, each
+    (pack_rows, maxlen). A segment is named by its start column + 1 (0 = empty slot); a position
+    is the slot's position in the sequence's own left-padded window."""
+    inputs = batch["inputs"]
+    real = inputs != 0
+    lengths = real.sum(1)
+    rows, cols = real.nonzero(as_tuple=True)
+    k = cols - (inputs.shape[1] - lengths[rows])  # index inside the sequence
+    prow, pcol = batch["pack_row"][rows], batch["pack_col"][rows]
+    at = (prow, pcol + k)
+    shape = (int(batch["pack_rows"]), maxlen)
+    out = []
+    for values in (inputs[rows, cols], batch["targets"][rows, cols], batch["negatives"][rows, cols],
+                   pcol + 1, maxlen - lengths[rows] + k):
+        out.append(inputs.new_zeros(shape).index_put_(at, values))
+    return tuple(out)
+
+
 class SequentialModel(RankingModel):
     """Shared training for encoders that map a left-padded item sequence to hidden states."""
 
     encoder: nn.Module
+    packs = False  # whether the encoder takes packed rows (segments, positions)
 
     def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
                  embedding_dim: int = 64, loss: str = "bce", lower_freq: float | None = 0,
@@ -42,31 +63,37 @@ class SequentialModel(RankingModel):
 
     def reset_parameters(self) -> None:
         """Xavier-normal item table as in the study (padding row zero); encoders initialise themselves."""
-        nn.init.xavier_normal_(self.items.weight)
-        self.items.zero_padding_row()
+        self.items.init_from_full_table_(nn.init.xavier_normal_)  # the full table's scale in every mode
 
     def hidden(self, inputs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         real = inputs != 0
         return self.encoder(table[inputs], real)  # (B, L, D)
 
     def training_loss(self, batch: dict) -> torch.Tensor:
-        inputs, targets, negatives = trim_left_padding(batch["inputs"], batch["targets"], batch["negatives"])
+        """Mean over the batch's real positions, as for the padded batch. When the batch carries a
+        packing (`pack_row`) and the encoder supports it, sequences are packed side by side
+        (`pack_batch`) so almost no padding is computed; the loss is the same."""
         table = self.items.effective_weight()
-        h = self.hidden(inputs, table)
+        if self.packs and "pack_row" in batch:
+            inputs, targets, negatives, segments, positions = pack_batch(batch, self.encoder.maxlen)
+            real = inputs != 0
+            h = self.encoder(table[inputs], real, segments, positions)
+        else:
+            inputs, targets, negatives = trim_left_padding(batch["inputs"], batch["targets"], batch["negatives"])
+            h = self.hidden(inputs, table)
         real = targets != 0
         h = h[real]  # (M, D)
-        pos = targets[real]
-        # sum / average positions per batch: each position weighs the same in every batch (see batches.py)
-        norm = batch["loss_norm"] if "loss_norm" in batch else h.new_tensor(float(max(len(h), 1)))
+        pos, neg = targets[real], negatives[real]
+        m = max(len(pos), 1)
         if self.loss_name == "ce":
             logits = h @ table.T  # (M, N + 1)
             logits[:, 0] = float("-inf")
-            return F.cross_entropy(logits, pos, reduction="sum") / norm
+            return F.cross_entropy(logits, pos, reduction="sum") / m
         pos_logit = (h * table[pos]).sum(-1)
-        neg_logit = (h * table[negatives[real]]).sum(-1)
+        neg_logit = (h * table[neg]).sum(-1)
         if self.loss_name == "bce":
-            return (F.softplus(-pos_logit).sum() + F.softplus(neg_logit).sum()) / norm
-        return F.softplus(neg_logit - pos_logit).sum() / norm
+            return (F.softplus(-pos_logit).sum() + F.softplus(neg_logit).sum()) / m
+        return F.softplus(neg_logit - pos_logit).sum() / m
 
     def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
         (inputs,) = trim_left_padding(batch["inputs"])
@@ -74,9 +101,11 @@ class SequentialModel(RankingModel):
 
 
 class SASRec(SequentialModel):
+    packs = True
+
     def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor, maxlen: int = 50,
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2,
-                 attend_padding: bool = False, **kwargs):
+                 attend_padding: bool = True, **kwargs):
         super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
         self.save_hyperparameters(ignore=["item_freq", "operator"])
         self.encoder = SASRecEncoder(maxlen, embedding_dim, num_blocks, num_heads, dropout, attend_padding)

@@ -35,34 +35,47 @@ class SelfAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"embedding_dim {dim} is not divisible by num_heads {num_heads}")
         self.h, self.dropout = num_heads, dropout
+        self.fused: bool | None = None  # None: by device (below); True/False force a path (tests)
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
     def forward(self, query: torch.Tensor, x: torch.Tensor, allowed: torch.Tensor,
                 pad_log_count: torch.Tensor | None = None) -> torch.Tensor:
-        """`allowed` (B, 1, L, L) masks keys. `pad_log_count` (B,), log of the number of padding
-        positions of each row (-inf for none), adds the study's attention to padding: every padding
-        key is the zero vector projected (the K bias) with the V bias as value, so the padding acts
-        as one extra key whose logit carries log(count)."""
+        """`allowed` (B, 1, L, L) masks keys. `pad_log_count` (B, L), log of the number of padding
+        positions of each query's sequence (-inf for none), adds the study's attention to padding:
+        every padding key is the zero vector projected (the K bias) with the V bias as value, so the
+        padding acts as one extra key whose logit carries log(count)."""
         b, l, d = x.shape
+        hd = d // self.h
 
         def heads(t: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, H, L, D/H)
-            return t.view(b, l, self.h, d // self.h).transpose(1, 2)
+            return t.view(b, l, self.h, hd).transpose(1, 2)
 
         q, k, v = heads(self.q(query)), heads(self.k(x)), heads(self.v(x))
-        if pad_log_count is None and not (self.training and self.dropout > 0):
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        p = self.dropout if self.training else 0.0
+        # CUDA: the fused kernel, with the padding as a real extra key and an additive mask. CPU:
+        # measured faster explicit (benchmarks/bench_attention.py), except masked-only inference.
+        fused = self.fused if self.fused is not None else x.is_cuda or (pad_log_count is None and p == 0.0)
+        if fused:
+            mask = allowed
+            if pad_log_count is not None:
+                k_pad = self.k.bias.view(1, self.h, 1, hd).expand(b, -1, 1, -1)
+                v_pad = self.v.bias.view(1, self.h, 1, hd).expand(b, -1, 1, -1)
+                k, v = torch.cat([k, k_pad], 2), torch.cat([v, v_pad], 2)
+                real_logit = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+                pad_logit = pad_log_count.to(q.dtype).view(b, 1, l, 1)
+                mask = torch.cat([real_logit, pad_logit], -1)  # (B, 1, L, L + 1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            # explicit attention: the fast dropout on the probabilities, and the padding key if asked
-            scale = q.shape[-1] ** -0.5
+            scale = hd ** -0.5
             logits = ((q @ k.transpose(-1, -2)) * scale).masked_fill(~allowed, float("-inf"))
             if pad_log_count is not None:
-                k_pad = self.k.bias.view(1, self.h, 1, d // self.h)
-                pad_logit = (q * k_pad).sum(-1, keepdim=True) * scale + pad_log_count.view(b, 1, 1, 1)
+                k_pad = self.k.bias.view(1, self.h, 1, hd)
+                pad_logit = (q * k_pad).sum(-1, keepdim=True) * scale + pad_log_count.view(b, 1, l, 1)
                 logits = torch.cat([logits, pad_logit], -1)
-            probs = dropout(torch.softmax(logits, dim=-1), self.dropout, self.training)
+            probs = dropout(torch.softmax(logits, dim=-1), p, self.training)
             y = probs[..., :l] @ v
             if pad_log_count is not None:
-                y = y + probs[..., l:] * self.v.bias.view(1, self.h, 1, d // self.h)
+                y = y + probs[..., l:] * self.v.bias.view(1, self.h, 1, hd)
         return self.out(y.transpose(1, 2).reshape(b, l, d))
 
 
@@ -74,14 +87,15 @@ class SASRecEncoder(nn.Module):
     changing any real position: positions are counted from the right end (the last item always
     gets position maxlen - 1).
 
-    `attend_padding=True` restores what the study's code does (torch MultiheadAttention with a
-    causal mask only): real positions also attend to the maxlen - length padding positions. It is
-    computed exactly, as one extra key per row (see `SelfAttention`), so trimming stays exact;
+    `attend_padding=True` (the default) is what the study's code does (torch MultiheadAttention
+    with a causal mask only): real positions also attend to the maxlen - length padding positions.
+    It is computed exactly, as one extra key per row (see `SelfAttention`), so trimming stays exact;
     only attention dropout differs (one draw for the padding's total weight, not one per position).
+    `attend_padding=False` masks padding keys (RecBole, SASRec.pytorch's later versions).
     """
 
     def __init__(self, maxlen: int, embedding_dim: int, num_blocks: int = 2, num_heads: int = 1,
-                 dropout: float = 0.2, attend_padding: bool = False):
+                 dropout: float = 0.2, attend_padding: bool = True):
         super().__init__()
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
@@ -120,21 +134,39 @@ class SASRecEncoder(nn.Module):
             ffn.fc1.reset_parameters()
             ffn.fc2.reset_parameters()
 
-    def forward(self, seq_vecs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """seq_vecs (B, L, D) item vectors, real (B, L) bool for non-padding; L <= maxlen."""
+    def forward(self, seq_vecs: torch.Tensor, real: torch.Tensor, segments: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """seq_vecs (B, L, D) item vectors, real (B, L) bool for non-padding; L <= maxlen.
+
+        Left-padded rows by default. Packed rows (several sequences side by side, see
+        `embfreq.data.batches.pack_rows`) pass `segments` (B, L), the sequence id of each slot
+        (0 = empty), and `positions` (B, L), each slot's position in its own left-padded window
+        (maxlen - length + index): attention then stays inside each sequence, and every sequence
+        is computed exactly as alone in its own row.
+        """
         b, l, _ = seq_vecs.shape
-        pos = torch.arange(self.maxlen - l, self.maxlen, device=seq_vecs.device)
-        x = seq_vecs * self.dim**0.5 + self.positions(pos)[None]
+        if positions is None:
+            positions = torch.arange(self.maxlen - l, self.maxlen, device=seq_vecs.device).expand(b, l)
+        x = seq_vecs * self.dim**0.5 + self.positions(positions)
         keep = real.unsqueeze(-1).to(x.dtype)
         x = self.emb_dropout(x) * keep
         eye = torch.eye(l, dtype=torch.bool, device=x.device)
         causal = torch.ones(l, l, dtype=torch.bool, device=x.device).tril()
+        allowed = causal[None] & real[:, None, :]
+        if segments is not None:
+            allowed = allowed & (segments[:, :, None] == segments[:, None, :])
         # a padding query attends to itself only, so no row is fully masked (no NaN)
-        allowed = (causal[None] & real[:, None, :]) | eye[None]
-        allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
+        allowed = (allowed | eye[None]).unsqueeze(1)  # (B, 1, L, L)
         pad_log_count = None
         if self.attend_padding:
-            pad_log_count = torch.log((self.maxlen - real.sum(1)).to(x.dtype))  # log 0 = -inf: no padding
+            if segments is None:
+                pad_count = (self.maxlen - real.sum(1, keepdim=True)).expand(b, l)
+            else:  # the first slot of a sequence sits at position maxlen - length = its padding count
+                first = positions.masked_fill(~real, self.maxlen)
+                seg_pad = torch.full((b, l + 1), self.maxlen, dtype=positions.dtype, device=x.device)
+                seg_pad = seg_pad.scatter_reduce(1, segments.masked_fill(~real, 0), first, "amin")
+                pad_count = seg_pad.gather(1, segments)
+            pad_log_count = torch.log(pad_count.to(x.dtype))  # log 0 = -inf: no padding
         for norm_a, attn, norm_f, ffn in zip(self.attn_norms, self.attns, self.ffn_norms, self.ffns):
             x = attn(norm_a(x), x, allowed, pad_log_count) + x
             x = ffn(norm_f(x)) * keep

@@ -211,11 +211,26 @@ class SmoothedItemEmbedding(nn.Module):
 
     def reset_parameters(self) -> None:
         """Normal(0, 1) like ``nn.Embedding``, padding row zeroed."""
-        nn.init.normal_(self.weight)
-        if self._weight_padding_row is not None:
-            with torch.no_grad():
-                self.weight[self._weight_padding_row].fill_(0)
-        self._cache = None
+        self.init_from_full_table_(nn.init.normal_)
+
+    @property
+    def own_rows(self) -> torch.Tensor:
+        """The items (rows of the full table) that ``weight`` holds, in weight-row order: every item,
+        or with ``neighbours="outside_band"`` only those outside the band."""
+        if self.weight.shape[0] == self.num_embeddings:
+            return torch.arange(self.num_embeddings, device=self.in_band.device)
+        return torch.nonzero(~self.in_band).flatten()
+
+    def init_from_full_table_(self, init_fn) -> None:
+        """Initialise ``weight`` as rows of a full ``num_embeddings x embedding_dim`` table drawn by
+        ``init_fn`` (e.g. ``nn.init.xavier_normal_``): every item's own row then gets the same
+        initial value in both neighbour modes, and the scale of the full table (an initialiser that
+        depends on the shape would otherwise see the smaller table of ``outside_band``)."""
+        full = torch.empty(self.num_embeddings, self.embedding_dim, dtype=self.weight.dtype, device=self.weight.device)
+        init_fn(full)
+        with torch.no_grad():
+            self.weight.copy_(full[self.own_rows])
+        self.zero_padding_row()
 
     def zero_padding_row(self) -> None:
         """Zero the padding row again, e.g. after a custom initialisation of ``weight``."""
