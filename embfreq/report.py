@@ -1,7 +1,8 @@
 """`python -m embfreq.report <sweep dir | run dirs...> [--out DIR]`: tables and figures of a sweep.
 
-Writes summary.csv, summary.md, NDCG@10 heatmaps over (lower_freq, upper_freq) and a frontier
-plot into the sweep dir (or --out), and prints the table.
+Writes runs.csv (per run), summary.csv (per configuration: mean ± std over seeds, paired bootstrap
+CIs of the change against the baseline), buckets.csv, summary.md and the figures into the sweep dir
+(or --out), and prints the results table. Several sweep dirs merge into one report (with --out).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"embfreq: error: {e}", file=sys.stderr)
         return 2
     try:
-        print(report.table, end="")
+        print(report.summary, end="")
         print(f"\nwrote {len(report.files)} files to {report.out_dir}: " + ", ".join(f.name for f in report.files))
         sys.stdout.flush()
     except BrokenPipeError:  # piped into `head`: the files are written, the rest of the table is not wanted

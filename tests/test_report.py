@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -72,7 +73,7 @@ def read_csv(path):
 def test_rows_match_metrics_and_baselines(sweep):
     rep = make_report([sweep])
     assert rep.out_dir == sweep.resolve()
-    rows = read_csv(sweep / "summary.csv")
+    rows = read_csv(sweep / "runs.csv")
     assert len(rows) == 10  # .hydra/config.yaml copies are not runs
     r = rows["2_l0_u5_s1"]
     assert (r["status"], r["model"], r["data"], r["band"], r["seed"]) == ("ok", "sasrec", "beauty", "[0, 5]", "1")
@@ -127,7 +128,9 @@ def test_grid_mean_std_and_figures(sweep):
     assert gs["mf_bpr"].baseline.mean == pytest.approx(0.11)
     rep = make_report([sweep])
     pngs = sorted(p.name for p in rep.files if p.suffix == ".png")
-    assert pngs == ["frontier_ndcg10.png", "heatmap_ndcg10_mf_bpr_beauty.png", "heatmap_ndcg10_sasrec_beauty.png"]
+    # mf_bpr's band run has no same-seed baseline: no paired change, so no change figures
+    assert pngs == ["frontier_sasrec_beauty.png", "heatmap_delta_sasrec_beauty.png", "heatmap_ndcg10_mf_bpr_beauty.png",
+                    "heatmap_ndcg10_sasrec_beauty.png"]
     for p in rep.files:
         assert p.is_file()
         if p.suffix == ".png":
@@ -148,7 +151,7 @@ def test_variants_split_panels_and_baselines(tmp_path):
     rep = make_report([s])
     assert "| variant |" in rep.table.splitlines()[0]
     assert "[0, 5] (outside_band)" in rep.table
-    d = read_csv(s / "summary.csv")["d"]
+    d = read_csv(s / "runs.csv")["d"]
     assert d["embedding_params_saved"] == str(10 * 64)
 
 
@@ -157,7 +160,7 @@ def test_run_dirs_and_out_dir(sweep, tmp_path):
     assert default_out_dir([a, b]) == sweep.resolve()
     rep = make_report([a, b], tmp_path / "out")
     assert {r.run_dir.name for r in rep.rows} == {a.name, b.name}
-    assert read_csv(tmp_path / "out" / "summary.csv")["2_l0_u5_s1"]["baseline_runs"] == "1"
+    assert read_csv(tmp_path / "out" / "runs.csv")["2_l0_u5_s1"]["baseline_runs"] == "1"
     other = fake_run(tmp_path / "elsewhere", "x")
     with pytest.raises(ReportError, match="--out"):
         make_report([a, other])
@@ -184,7 +187,7 @@ def cli(*args):
 def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
     out = cli(sweep, "--out", tmp_path / "rep")
     assert out.returncode == 0, out.stderr
-    assert "| 2_l0_u5_s1 |" in out.stdout and (tmp_path / "rep" / "summary.csv").is_file()
+    assert "| beauty | sasrec | [0, 5] |" in out.stdout and (tmp_path / "rep" / "runs.csv").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / ".hydra").mkdir()
@@ -197,3 +200,71 @@ def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert out.stderr.startswith("embfreq: error: ") and msg in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def _with_users(d, ranks, targets, freq):
+    from embfreq.analysis.per_user import write_test_users
+
+    write_test_users(d, np.array(ranks), np.array(targets), np.array(freq))
+    m = json.loads((d / "metrics.json").read_text())
+    r = np.array(ranks, dtype=float)
+    m["test"]["test/ndcg@10"] = float(np.where(r <= 10, 1 / np.log2(r + 1), 0).mean())
+    m["test"]["test/hr@10"] = float((r <= 10).mean())
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
+    """Hand-checked change, bootstrap CI equal to a naive resampling loop, seed mean ± std, the split
+    into in-band targets and the rest, and the frequency buckets."""
+    from embfreq.analysis.per_user import per_user_metric
+    from embfreq.analysis.stats import N_BOOT, BOOT_SEED
+
+    s = tmp_path / "s"
+    targets, freq = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]
+    runs = {  # seed -> (baseline ranks, band [0, 5] ranks)
+        1: ([1, 3, 20, 1, 2, 7], [2, 3, 1, 1, 2, 15]),
+        2: ([2, 1, 11, 4, 1, 1], [1, 1, 30, 4, 3, 1]),
+    }
+    for seed, (base, band) in runs.items():
+        _with_users(fake_run(s, f"base_s{seed}", lower=None, upper=None, seed=seed, in_band=0), base, targets, freq)
+        _with_users(fake_run(s, f"band_s{seed}", lower=0, upper=5, seed=seed, in_band=3, items=6), band, targets, freq)
+    rep = make_report([s])
+    with open(s / "summary.csv", newline="") as f:
+        summ = {(r["band"], r["neighbours"]): r for r in csv.DictReader(f)}
+    row = summ[("[0, 5]", "all")]
+    nd = {k: np.stack([per_user_metric(np.array(runs[sd][i]), "ndcg") for sd in (1, 2)]) for i, k in enumerate(("base", "band"))}
+    diff = (nd["band"] - nd["base"]).mean(0)
+    assert float(row["delta_ndcg10"]) == pytest.approx(diff.mean(), abs=1e-12)
+    rng = np.random.default_rng(BOOT_SEED)
+    naive = [diff[rng.integers(0, 6, 6)].mean() for _ in range(N_BOOT)]
+    lo, hi = np.quantile(naive, [0.025, 0.975])
+    assert float(row["delta_ci_low"]) == pytest.approx(lo, abs=1e-12)
+    assert float(row["delta_ci_high"]) == pytest.approx(hi, abs=1e-12)
+    assert row["significant"] == ("yes" if lo > 0 or hi < 0 else "no")
+    per_seed = nd["band"].mean(1)
+    assert float(row["ndcg10_mean"]) == pytest.approx(per_seed.mean())
+    assert float(row["ndcg10_std"]) == pytest.approx(per_seed.std(ddof=1))
+    assert row["seeds"] == "1;2" and row["paired_seeds"] == "1;2"
+    # in-band targets: frequency 0..5, the first three users
+    assert row["inband_users"] == "3" and row["rest_users"] == "3"
+    assert float(row["delta_ndcg10_inband"]) == pytest.approx(diff[:3].mean())
+    assert float(row["delta_ndcg10_rest"]) == pytest.approx(diff[3:].mean())
+    with open(s / "buckets.csv", newline="") as f:
+        bk = {r["bucket"]: r for r in csv.DictReader(f)}
+    assert {k: v["users"] for k, v in bk.items()} == {"0": "1", "1-5": "2", "21-100": "2", ">100": "1"}
+    assert float(bk["21-100"]["delta_ndcg10"]) == pytest.approx(diff[3:5].mean())
+    names = {p.name for p in rep.files}
+    assert {"buckets_sasrec_beauty.png", "buckets_sasrec_beauty.pdf", "frontier_sasrec_beauty.pdf"} <= names
+    assert "[0, 5]" in rep.summary and "±" in rep.summary
+
+
+def test_per_user_file_that_disagrees_with_metrics_is_refused(tmp_path):
+    s = tmp_path / "s"
+    _with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 2], [1, 2], [0, 1])
+    d = fake_run(s, "band", lower=0, upper=5, in_band=1)
+    _with_users(d, [1, 2], [1, 2], [0, 1])
+    m = json.loads((d / "metrics.json").read_text())
+    m["test"]["test/ndcg@10"] += 0.01
+    (d / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(ReportError, match="test_users.npz gives ndcg@10"):
+        make_report([s])

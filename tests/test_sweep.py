@@ -72,7 +72,7 @@ def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, 
     assert len(ok) == 3 and tensorboard_hparams_runs(sweep_dir) == set(ok)
 
     rep = make_report([sweep_dir])
-    with open(sweep_dir / "summary.csv", newline="") as f:
+    with open(sweep_dir / "runs.csv", newline="") as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
     assert set(rows) == set(ms)
     base = ms[next(n for n in ok if ms[n]["lower_freq"] is None and ms[n]["upper_freq"] is None)]
@@ -90,7 +90,7 @@ def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, 
             assert r["band"] == "baseline" and r["delta_ndcg@10"] == ""
         else:
             assert float(r["delta_ndcg@10"]) == pytest.approx(m["test"]["test/ndcg@10"] - base["test"]["test/ndcg@10"])
-    assert {p.name for p in rep.files} >= {"summary.csv", "summary.md", "frontier_ndcg10.png",
+    assert {p.name for p in rep.files} >= {"runs.csv", "summary.csv", "summary.md", "frontier_sasrec_custom_model.net.num_heads=1.png",
                                            "heatmap_ndcg10_sasrec_custom_model.net.num_heads=1.png"}
 
 

@@ -94,7 +94,8 @@ class Report:
     out_dir: Path
     rows: list[Row]
     files: list[Path]
-    table: str  # the markdown table, as printed
+    table: str  # the per-run markdown table
+    summary: str = ""  # the per-configuration results table, as printed
 
 
 # -- reading runs ---------------------------------------------------------------------------------
@@ -539,40 +540,6 @@ def plot_heatmap(grid: Grid, path: Path) -> Path:
     return _save_png(fig, path)
 
 
-def plot_frontier(rows: list[Row], path: Path) -> Path | None:
-    """NDCG@10 against the share of items without an own embedding: one point per ok run, one line
-    (mean per share) per model; the baseline sits at 0%. One panel per dataset."""
-    ok = [r for r in rows if r.ok and r.ndcg is not None and (r.share is not None or r.is_baseline)]
-    if not ok:
-        return None
-    datasets = sorted({str(r.data) for r in ok})
-    fig = _new_figure(figsize=(6.0 * len(datasets), 4.2))
-    for k, data in enumerate(datasets):
-        ax = fig.add_subplot(1, len(datasets), k + 1)
-        lines: dict[str, list[Row]] = {}
-        for r in ok:
-            if str(r.data) == data:
-                label = str(r.model) + (f" ({r.variant})" if r.variant else "") + (
-                    f" [{r.neighbours}]" if r.neighbours not in (None, "all") and not r.is_baseline else "")
-                lines.setdefault(label, []).append(r)
-        for n, (label, rs) in enumerate(sorted(lines.items())):
-            color = f"C{n % 10}"
-            xs = np.array([0.0 if r.is_baseline else 100.0 * r.share for r in rs])
-            ys = np.array([r.ndcg for r in rs])
-            ax.scatter(xs, ys, s=14, alpha=0.45, color=color)
-            ux = np.unique(xs)
-            ax.plot(ux, [ys[xs == x].mean() for x in ux], "-o", ms=4, color=color, label=label)
-            bx = [y for r, y in zip(rs, ys) if r.is_baseline]
-            if bx:
-                ax.scatter([0.0], [np.mean(bx)], marker="*", s=140, color=color, edgecolor="black", zorder=5)
-        ax.set_xlabel("items without an own embedding (%)")
-        ax.set_ylabel("test NDCG@10")
-        ax.set_title(f"{data}: accuracy vs embedding share (★ baseline)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save_png(fig, path)
-
-
 # -- the report -----------------------------------------------------------------------------------
 def default_out_dir(paths) -> Path:
     """A single path: itself (a sweep or run dir). Several: their shared parent (one sweep)."""
@@ -587,7 +554,17 @@ def default_out_dir(paths) -> Path:
 
 
 def make_report(paths, out_dir: str | Path | None = None) -> Report:
-    """Read every run under `paths`; write summary.csv, summary.md and the figures into out_dir."""
+    """Read every run under `paths` (one sweep or several parts); write into out_dir:
+
+    - runs.csv: one row per run; summary.csv: one row per configuration, mean ± std over seeds and
+      the paired change against the baseline with bootstrap CIs (overall, in-band targets, rest);
+      buckets.csv: the change by training-frequency bucket of the target;
+    - summary.md: the results table, the figures and the per-run table;
+    - per model and data: heatmap_ndcg10_* (NDCG@10 by band), heatmap_delta_*, frontier_*,
+      buckets_* (PNG and PDF).
+    """
+    from embfreq.analysis import band_figures, bands
+
     paths = [Path(p) for p in paths]
     if not paths:
         raise ReportError("no sweep or run directory given")
@@ -598,35 +575,55 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     records = [row_record(r, _label_base(rows, out)) for r in rows]
     table = markdown_table(records)
-    files = [out / "summary.csv", out / "summary.md"]
+    try:
+        summary, bucket_recs = bands.analyse(rows)
+    except bands.MismatchError as e:
+        raise ReportError(str(e)) from None
+    files = [out / "runs.csv", out / "summary.csv", out / "buckets.csv", out / "summary.md"]
     figures: list[Path] = []
     for g in grids(rows):
         if g.cells:
             model, data, variant, neighbours = map(str, g.panel)
             name = _slug(model, data, variant, "" if neighbours in ("", "all") else neighbours)
             figures.append(plot_heatmap(g, out / f"heatmap_ndcg10_{name}.png"))
-    frontier = plot_frontier(rows, out / "frontier_ndcg10.png")
-    if frontier is not None:
-        figures.append(frontier)
+    for key in dict.fromkeys((r["model"], r["data"], r["variant"]) for r in summary):
+        model, data, variant = key
+        recs = [r for r in summary if (r["model"], r["data"], r["variant"]) == key]
+        name = _slug(model, data, variant)
+        title = f"{model} · {data}" + (f" · {variant}" if variant else "")
+        cells = [r for r in recs if r["neighbours"] == "all" and r.get("delta_ndcg10") is not None]
+        if cells:
+            figures += band_figures.heatmap_delta(cells, title + " · neighbours=all", out / f"heatmap_delta_{name}")
+        if any(r["band"] != "baseline" and r.get("delta_ndcg10") is not None for r in recs):
+            figures += band_figures.frontier(recs, title, out / f"frontier_{name}")
+        brs = [b for b in bucket_recs if (b["model"], b["data"], b["variant"]) == key]
+        if brs:
+            figures += band_figures.buckets(brs, title, out / f"buckets_{name}")
     write_text(files[0], csv_text(records))
-    write_text(files[1], _markdown_document(rows, table, figures, out))
-    return Report(out, rows, files + figures, table)
+    write_text(files[1], bands.csv_text(summary, bands.SUMMARY_COLUMNS))
+    write_text(files[2], bands.csv_text(bucket_recs, bands.BUCKET_COLUMNS))
+    write_text(files[3], _markdown_document(rows, bands.markdown_summary(summary), table, figures, out))
+    return Report(out, rows, files + figures, table, bands.markdown_summary(summary))
 
 
-def _markdown_document(rows: list[Row], table: str, figures: list[Path], out: Path) -> str:
+def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[Path], out: Path) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     parts = [
         "# Sweep report\n",
-        f"{len(rows)} runs: {summary}. Test metrics of the best validation checkpoint; "
-        "Δ is against the no-band baseline of the same model and data (same seed where there is one, "
-        "else the mean of the baselines). Embedding params in parentheses: rows saved with "
-        "neighbours=outside_band.\n",
+        f"{len(rows)} runs: {status}. Test metrics of the best validation checkpoint, full ranking with "
+        "seen items removed. Per configuration: mean ± std over seeds; Δ is the change against the "
+        "no-band baseline of the same model, data and seed, averaged over the seeds both have, with a "
+        "95% paired bootstrap CI over test users (2,000 resamples; * = the CI excludes 0). In-band "
+        "targets: test users whose target's training frequency lies in the band.\n",
+        summary,
+        "\n## Figures\n",
+        "\n".join(f"![{f.stem}]({f.name})" for f in figures if f.suffix == ".png") + "\n",
+        "\n## Runs\n",
+        "Embedding params in parentheses: rows saved with neighbours=outside_band.\n",
         table,
+        f"\nTensorBoard (HPARAMS tab compares the runs): `tensorboard --logdir {out}`\n",
     ]
-    if figures:
-        parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
-    parts.append(f"\nTensorBoard (HPARAMS tab compares the runs): `tensorboard --logdir {out}`\n")
     return "\n".join(parts)
