@@ -1,0 +1,44 @@
+"""Copy the small result files of finished sweep runs into a results page, then build its report.
+
+    python benchmarks/collect_results.py SWEEP_DIR [SWEEP_DIR ...] --to docs/results/bands
+
+Per run: metrics.json, config.yaml and test_users.npz (no checkpoints, no TensorBoard), under
+<to>/runs/<sweep dir name>/<seed dir>/<run dir>. Runs without metrics.json (unfinished) are left out.
+Then `python -m embfreq.report <to> --out <to>` regenerates the tables and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+FILES = ("metrics.json", "config.yaml", "test_users.npz")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sweeps", nargs="+", type=Path)
+    ap.add_argument("--to", type=Path, required=True)
+    args = ap.parse_args()
+    copied = 0
+    for sweep in args.sweeps:
+        for m in sorted(sweep.rglob("metrics.json")):
+            run = m.parent
+            if any(p.startswith(".") for p in run.relative_to(sweep).parts):
+                continue
+            dest = args.to / "runs" / sweep.parent.name / sweep.name / run.relative_to(sweep)
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                if (run / name).is_file():
+                    shutil.copy2(run / name, dest / name)
+            copied += 1
+    print(f"copied {copied} runs into {args.to / 'runs'}")
+    from embfreq.report import main as report
+
+    return report([str(args.to), "--out", str(args.to)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
