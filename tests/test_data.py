@@ -275,3 +275,61 @@ def test_datamodule_exposes_statistics_and_loaders(tiny_seq_file, tmp_path):
         RecDataModule({"path": "x"}, sampling="nope")
     with pytest.raises(ConfigError, match="maxlen"):
         RecDataModule({"path": "x"}, maxlen=0)
+
+
+def test_raw_ids_are_compared_as_written(tmp_path):
+    """`007` and `7`, `+10` and `10`, `1_0` and `10`, ` 5` and `5` are different ids; canonical
+    integers still take the numeric fast path (numbered in numeric order)."""
+    from embfreq.data.preprocess import _codes
+
+    raw = np.array(["007", "7", "+10", "10", "1_0", " 5", "5", "7"], dtype=object)
+    uniq, inv = _codes(raw)
+    assert len(uniq) == 7 and list(uniq[inv]) == list(raw)
+    uniq, inv = _codes(np.array(["10", "9", "100", "9"], dtype=object))
+    assert list(uniq) == ["9", "10", "100"] and list(inv) == [1, 0, 2, 0]  # numeric, not string order
+    f = tmp_path / "ids.csv"
+    f.write_text("user,item,time\n" + "".join(f"u{u},{i},{t}\n" for u in range(3)
+                                            for t, i in enumerate(["007", "7", "07", "+7", "8", "9"])))
+    d = load_processed(path=str(f), format="csv")
+    assert d.num_items == 6 and sorted(d.seqs.item_ids[1:]) == sorted(["007", "7", "07", "+7", "8", "9"])
+
+
+def test_cache_dir_tilde_is_expanded(tiny_seq_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    load_processed(path=str(tiny_seq_file), cache_dir="~/.cache/embfreq")
+    assert not (tmp_path / "~").exists()
+    assert list((tmp_path / "home" / ".cache" / "embfreq").glob("*.npz"))
+
+
+def test_unusable_cache_dir_warns_and_goes_on(tiny_seq_file, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    ref = load_processed(path=str(tiny_seq_file))
+    with caplog.at_level("WARNING"):
+        d = load_processed(path=str(tiny_seq_file), cache_dir=str(blocker / "cache"))
+    assert "cannot use the data cache" in caplog.text and not d.cached
+    assert np.array_equal(d.split.train_items, ref.split.train_items)
+
+
+def test_stale_cache_temp_files_are_removed(tiny_seq_file, tmp_path):
+    import os
+    import time
+
+    cdir = tmp_path / "c"
+    cdir.mkdir()
+    old, fresh = cdir / ".abc.npz.x1.tmp", cdir / ".abc.npz.x2.tmp"
+    for p in (old, fresh):
+        p.write_bytes(b"0" * 100)
+    os.utime(old, (time.time() - 2 * cache.STALE_TMP_SECONDS,) * 2)
+    load_processed(path=str(tiny_seq_file), cache_dir=str(cdir))
+    assert not old.exists() and fresh.exists()  # a write in progress is left alone
+
+
+def test_cache_key_carries_the_processing_version(tiny_seq_file, tmp_path, monkeypatch):
+    import embfreq.data.processed as processed
+
+    load_processed(path=str(tiny_seq_file), cache_dir=str(tmp_path))
+    assert load_processed(path=str(tiny_seq_file), cache_dir=str(tmp_path)).cached
+    monkeypatch.setattr(processed, "PROCESSING_VERSION", processed.PROCESSING_VERSION + 1)
+    assert not load_processed(path=str(tiny_seq_file), cache_dir=str(tmp_path)).cached

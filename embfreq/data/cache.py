@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,9 +37,27 @@ def save(cache_dir: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -
     )
 
 
+STALE_TMP_SECONDS = 3600
+
+
+def remove_stale_temp_files(cache_dir: Path, older_than: float = STALE_TMP_SECONDS) -> int:
+    """Delete the temp files of writes killed midway (`.<name>.<random>.tmp`, as large as a cache
+    entry); a write in progress is younger than `older_than` seconds. Returns how many went."""
+    now, n = time.time(), 0
+    for tmp in Path(cache_dir).glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 def load(cache_dir: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
     """The cached arrays and meta, or None when absent, stale or corrupt (then it is rebuilt)."""
     cache_dir = Path(cache_dir)
+    remove_stale_temp_files(cache_dir)
     npz, js = cache_dir / f"{key}.npz", cache_dir / f"{key}.json"
     if not (npz.exists() and js.exists()):
         return None

@@ -48,11 +48,15 @@ def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _codes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous codes for raw ids, numbered in numeric order when every id is an integer."""
+    """Contiguous codes for raw ids, compared as written: `007` and `7` are two ids. When every id is
+    an integer in canonical decimal form (no sign, zero padding, spaces or `_`), they are numbered
+    in numeric order by the fast integer path; else in string order."""
     try:
         as_int = raw.astype(np.int64)
     except (ValueError, TypeError, OverflowError):
         as_int = None
+    if as_int is not None and raw.dtype.kind not in "iu" and not np.array_equal(as_int.astype(str), raw.astype(str)):
+        as_int = None  # `+10`, `1_0`, ` 5`, `007`: not the canonical form, so not the same id as `10`, `5`, `7`
     if as_int is not None:
         lo, hi = (int(as_int.min()), int(as_int.max())) if len(as_int) else (0, -1)
         if hi - lo < 4 * len(as_int) + (1 << 20):  # dense enough: no sort needed

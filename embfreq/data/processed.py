@@ -129,6 +129,24 @@ def _build_lock(cache_dir: Path):
         os.close(fd)  # releases the lock
 
 
+def _usable_cache_dir(cache_dir: Path) -> bool:
+    """Whether the cache dir exists (or can be made) and is writable; if not, warn once per call."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if os.access(cache_dir, os.W_OK | os.X_OK):
+            return True
+        reason = "not writable"
+    except OSError as e:  # a file in the way, a read-only parent
+        reason = e.strerror or str(e)
+    log.warning("cannot use the data cache %s (%s): processing without it", cache_dir, reason)
+    return False
+
+
+# Part of the cache key: bump it whenever processing changes what it makes from the same file and
+# settings (2: raw ids compared as written, `007` != `7`).
+PROCESSING_VERSION = 2
+
+
 def load_processed(
     path: str | None = None,
     bundled: str | None = None,
@@ -149,6 +167,8 @@ def load_processed(
     from embfreq.data.readers import read_interactions
 
     t0 = time.perf_counter()
+    if cache_dir is not None:
+        cache_dir = Path(os.path.expandvars(str(cache_dir))).expanduser()  # never a directory named `~`
     src = resolve_source(path, bundled, url, sha256, Path(cache_dir) / "downloads" if cache_dir else None)
     columns = dict(columns or {})
     params = {
@@ -161,7 +181,8 @@ def load_processed(
         "normalization": normalization,
         "max_neighbours": max_neighbours,
     }
-    key = cache.cache_key({"source_sha256": sha256_file(src), **params}) if use_cache and cache_dir else None
+    key = (cache.cache_key({"source_sha256": sha256_file(src), "processing": PROCESSING_VERSION, **params})
+           if use_cache and cache_dir and _usable_cache_dir(Path(cache_dir)) else None)
     with _build_lock(Path(cache_dir)) if key is not None else contextlib.nullcontext():
         if key is not None:
             hit = cache.load(Path(cache_dir), key)
@@ -174,6 +195,9 @@ def load_processed(
         data = process(raw, min_rating, min_user_interactions, min_item_interactions, normalization, max_neighbours)
         data.source = str(src)
         if key is not None:
-            cache.save(Path(cache_dir), key, data.to_arrays(), {"source": str(src), **params, **data.stats()})
+            try:
+                cache.save(Path(cache_dir), key, data.to_arrays(), {"source": str(src), **params, **data.stats()})
+            except OSError as e:  # full disk, lost permission: the cache is only an optimisation
+                log.warning("cannot write the data cache in %s (%s): going on without it", cache_dir, e.strerror or e)
         data.seconds = time.perf_counter() - t0
     return data
