@@ -333,3 +333,20 @@ def test_cache_key_carries_the_processing_version(tiny_seq_file, tmp_path, monke
     assert load_processed(path=str(tiny_seq_file), cache_dir=str(tmp_path)).cached
     monkeypatch.setattr(processed, "PROCESSING_VERSION", processed.PROCESSING_VERSION + 1)
     assert not load_processed(path=str(tiny_seq_file), cache_dir=str(tmp_path)).cached
+
+
+def test_negative_sampling_never_returns_a_seen_item_when_rejection_gives_up():
+    """A user who has seen all but two of 50 items: rejection gives up after max_rounds, and the
+    fallback draws uniformly from the two unseen items, never a seen one."""
+    from embfreq.data.batches import sample_negatives
+
+    n = 50
+    items = np.array([i for i in range(1, n + 1) if i not in (7, 31)])
+    seen = SeenItems(np.array([0, len(items)]), items, n)
+    rng = np.random.default_rng(0)
+    neg = sample_negatives(rng, np.zeros(4000, dtype=np.int64), seen, n, max_rounds=0)
+    assert set(neg.tolist()) == {7, 31}
+    assert abs((neg == 7).mean() - 0.5) < 0.05
+    full = SeenItems(np.array([0, n]), np.arange(1, n + 1), n)
+    with pytest.raises(DataError, match="every item"):
+        sample_negatives(rng, np.zeros(3, dtype=np.int64), full, n, max_rounds=1)

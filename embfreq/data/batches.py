@@ -28,6 +28,20 @@ class SeenItems:
         keys = np.sort(users * self.stride + train_items)
         self.keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
 
+    def unseen_item(self, user: int, rng: np.random.Generator, num_items: int) -> int:
+        """One item drawn uniformly from those the user has not seen (exact, by rank)."""
+        base = np.int64(user) * self.stride
+        lo, hi = np.searchsorted(self.keys, [base, base + self.stride])
+        items = self.keys[lo:hi] - base  # the user's seen items, sorted
+        free = num_items - len(items)
+        if free <= 0:
+            from embfreq.errors import DataError
+
+            raise DataError(f"user {user} has interacted with every item in training: no negative item to sample")
+        r = int(rng.integers(0, free))
+        # the r-th unseen item: r + 1 plus the seen items that come before it
+        return r + 1 + int(np.searchsorted(items - np.arange(1, len(items) + 1), r, side="right"))
+
     def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = users.astype(np.int64) * self.stride + items
         pos = np.searchsorted(self.keys, q)
@@ -37,14 +51,20 @@ class SeenItems:
 
 def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: SeenItems, num_items: int,
                      max_rounds: int = 100) -> np.ndarray:
-    """Uniform items in 1..num_items that the user has not interacted with in training (rejection)."""
+    """Uniform items in 1..num_items that the user has not interacted with in training.
+
+    Rejection sampling; draws still seen after `max_rounds` (users who have seen almost every item)
+    are drawn exactly from the user's unseen items instead, so a seen item is never returned.
+    """
     neg = rng.integers(1, num_items + 1, size=users.shape)
     bad = seen.contains(users, neg)
     for _ in range(max_rounds):
         if not bad.any():
-            break
+            return neg
         neg[bad] = rng.integers(1, num_items + 1, size=int(bad.sum()))
         bad[bad] = seen.contains(users[bad], neg[bad])
+    for i in np.flatnonzero(bad):
+        neg.flat[i] = seen.unseen_item(int(users.flat[i]), rng, num_items)
     return neg
 
 
