@@ -97,7 +97,7 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     metrics_path = run_dir / "metrics.json"
     metrics = _read_metrics(metrics_path)
     _quiet()
-    from embfreq.analysis.run import analyze_model
+    from embfreq.analysis.run import analyze_model, run_title
     from embfreq.runs import restore
 
     try:
@@ -105,7 +105,9 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     except yaml.YAMLError as e:
         raise UserError(f"{run_dir}: unreadable config.yaml ({str(e).splitlines()[0][:200]})") from None
     per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
-    summary = analyze_model(model, dm, per_item, run_dir)
+    items = model.items  # the band the checkpoint's model was built with; the names from its config
+    title = run_title(cfg.model.name, cfg.data.name, items.lower_freq, items.upper_freq, items.neighbours)
+    summary = analyze_model(model, dm, per_item, run_dir, title=title)
     summary["checkpoint"] = which
     # Re-read so that a concurrent writer of other keys is not undone by a stale copy.
     metrics = _read_metrics(metrics_path) or metrics

@@ -20,7 +20,7 @@ def run_config(run_dir: str | Path) -> DictConfig:
     try:
         cfg = OmegaConf.load(path)
     except Exception as e:  # YAML syntax error or unreadable file: one line, not a parser traceback
-        raise UserError(f"{path}: unreadable run config ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(f"{path}: unreadable run config ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise UserError(f"{path}: not a run config (no model and data sections)")
     return cfg
@@ -35,10 +35,17 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint, loaded without unpickling arbitrary objects."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise UserError(f"{path}: empty checkpoint (0 bytes; a save was interrupted)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign file
-        raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 def restore(run_dir: str | Path, which: str = "best"):
@@ -53,5 +60,5 @@ def restore(run_dir: str | Path, which: str = "best"):
     try:
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, RuntimeError) as e:
-        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({str(e).splitlines()[0][:200]})") from None
+        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({_first_line(e)})") from None
     return cfg, dm, model.eval()

@@ -202,7 +202,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     stop_cb = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=int(cfg.patience),
                             check_on_train_epoch_end=False)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    from embfreq.checkpoint_io import AtomicCheckpointIO
+
     trainer = pl.Trainer(
+        plugins=[AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
         max_epochs=int(cfg.model.max_epochs),
         check_val_every_n_epoch=int(cfg.eval_every),
         callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],

@@ -1,44 +1,65 @@
 """Per-item figures: frequency-sorted panels, frequency buckets, frequency vs norm.
 
 Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas, never pyplot, so no
-global backend or figure registry is touched. Each PNG is written atomically. Arrays follow
-the convention of ``embfreq.analysis.items``: row 0 is padding and dropped unless
-``padding=False``.
+global backend or figure registry is touched. They are sized for print (one column, 3.4 in, or
+the text width, 7 in, for the four panels) with no text under 7 pt at that size, and each is
+written atomically as PNG and as PDF beside it (same stem). Arrays follow the convention of
+``embfreq.analysis.items``: row 0 is padding and dropped unless ``padding=False``.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
 
 from embfreq.analysis.items import real_items
+from embfreq.io import atomic_path
+
+COLUMN = 3.4  # inches: one column of a two-column paper
+PAGE = 7.0  # inches: the text width, for the four stacked panels
+FONT = 7.5  # points at print size (the figures are printed at their own size)
+SMALL = 7.0  # the smallest text drawn
+BAND_COLOUR = "tab:red"
+NORM_LABEL = "L2 norm of effective vector"  # the row the model scores with (run.NORM_COLUMN)
 
 
-def _new_figure(**kwargs) -> Figure:
-    fig = Figure(**kwargs)
+def _new_figure(width: float, height: float) -> Figure:
+    # constrained layout instead of bbox_inches="tight": the saved size stays the print size
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path) -> Path:
+def _style(ax) -> None:
+    ax.tick_params(labelsize=SMALL)
+    ax.grid(alpha=0.25, lw=0.5)
+
+
+def _fit_title(title: str, width_in: float, fontsize: float = FONT) -> str:
+    """Break a "model · data · band" title at its separators where one line would be wider than
+    the figure (about 0.6 em per character in DejaVu Sans), instead of letting it be cut off."""
+    per_line = max(10, int(width_in * 72 / (0.6 * fontsize)))
+    lines: list[str] = []
+    for part in title.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= per_line:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def save_figure(fig: Figure, path) -> Path:
+    """Write ``path`` (PNG) and the PDF with the same stem, each atomically; returns the PNG path."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # dpi of the PDF only applies to the rasterised scatters (thousands of points stay a small file)
+    for target, fmt, dpi in ((path, "png", 200), (path.with_suffix(".pdf"), "pdf", 300)):
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
 
 
@@ -49,37 +70,82 @@ def _same_length(**arrays: np.ndarray) -> int:
     return next(iter(lengths.values()))
 
 
-def plot_frequency_panels(freq, norm, recall, ndcg, path, title: str | None = None, *,
-                          counts=None, padding: bool = True, k: int = 10) -> Path:
-    """Four stacked panels (Freqs, Norm, Recall@k, NDCG@k) over items sorted by training
-    frequency, ascending (stable, so equal frequencies keep item-id order).
-
-    With ``counts`` (test cases per item) items without test cases are left out of the
-    Recall/NDCG panels instead of being drawn as 0.
-    """
+def band_extent(freq, in_band, *, padding: bool = True) -> tuple[int, int] | None:
+    """(first, last) position of the in-band items on the frequency-sorted x axis of the panels
+    (the same stable sort), or None without in-band items. A band is a frequency interval, so its
+    items lie side by side there."""
     f = real_items(freq, padding).astype(np.float64)
-    v = {"Norm": real_items(norm, padding).astype(np.float64),
-         f"Recall@{k}": real_items(recall, padding).astype(np.float64),
-         f"NDCG@{k}": real_items(ndcg, padding).astype(np.float64)}
+    band = real_items(in_band, padding).astype(bool)
+    _same_length(freq=f, in_band=band)
+    pos = np.flatnonzero(band[np.argsort(f, kind="mergesort")])
+    return None if len(pos) == 0 else (int(pos[0]), int(pos[-1]))
+
+
+def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, *, counts=None, in_band=None,
+                            padding: bool = True, k: int = 10) -> Figure:
+    """The figure of ``plot_frequency_panels``."""
+    f = real_items(freq, padding).astype(np.float64)
+    v = {name: real_items(a, padding).astype(np.float64) for name, a in (("norm", norm), ("recall", recall), ("ndcg", ndcg))}
+    labels = {"norm": NORM_LABEL.replace(" of ", " of\n"),
+              "recall": f"Recall@{k}\n(mean over item's\ntest cases)",
+              "ndcg": f"NDCG@{k}\n(mean over item's\ntest cases)"}
     c = None if counts is None else real_items(counts, padding)
-    _same_length(freq=f, **v, **({} if c is None else {"counts": c}))
+    band = None if in_band is None else real_items(in_band, padding).astype(bool)
+    _same_length(freq=f, **v, **({} if c is None else {"counts": c}), **({} if band is None else {"in_band": band}))
     order = np.argsort(f, kind="mergesort")
     x = np.arange(len(f))
-    fig = _new_figure(figsize=(10, 9))
+    fig = _new_figure(PAGE, 6.2)
     axes = fig.subplots(4, 1, sharex=True)
     axes[0].plot(x, f[order], lw=1, color="tab:blue")
-    axes[0].set_title("Freqs")
+    # frequencies span 0 to thousands; symlog keeps the zeros (linear below 1)
+    axes[0].set_yscale("symlog", linthresh=1.0, linscale=0.5)
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_ylabel("training frequency\n(interactions)", fontsize=FONT)
     for ax, (name, vals) in zip(axes[1:], v.items()):
         y = vals[order]
-        show = np.ones(len(y), dtype=bool) if c is None or name == "Norm" else c[order] > 0
-        ax.scatter(x[show], y[show], s=2, color="tab:orange" if name == "Norm" else "tab:green", linewidths=0)
-        ax.set_title(name)
-    axes[-1].set_xlabel("items sorted by training frequency")
-    if len(f) == 0:
-        axes[0].text(0.5, 0.5, "no items", transform=axes[0].transAxes, ha="center")
+        is_norm = name == "norm"
+        show = np.ones(len(y), dtype=bool) if c is None or is_norm else c[order] > 0
+        ax.scatter(x[show], y[show], s=1.5 if len(f) > 2000 else 4, color="tab:orange" if is_norm else "tab:green", linewidths=0,
+                   rasterized=True)
+        ax.set_ylabel(labels[name], fontsize=FONT)
+        if not is_norm:
+            ax.set_ylim(-0.04, 1.04)  # per-item means of a metric in [0, 1]
+    extent = None if band is None else band_extent(f, band, padding=False)
+    if extent is not None:
+        lo, hi = extent[0] - 0.5, extent[1] + 0.5
+        for j, ax in enumerate(axes):
+            ax.axvspan(lo, hi, color=BAND_COLOUR, alpha=0.12, lw=0, zorder=0,
+                       label=f"in band ({int(band.sum())} items)" if j == 0 else None)
+            for edge in (lo, hi):
+                ax.axvline(edge, color=BAND_COLOUR, lw=0.6, ls="--", zorder=0)
+        axes[0].legend(loc="upper left", fontsize=SMALL, frameon=False)
+    elif band is not None and len(f):
+        axes[0].text(0.01, 0.95, "no item in band", transform=axes[0].transAxes, ha="left", va="top",
+                     fontsize=SMALL, color=BAND_COLOUR)
+    for ax in axes:
+        _style(ax)
+    if len(f):
+        axes[-1].set_xlim(-0.5, len(f) - 0.5)
+    else:
+        axes[0].text(0.5, 0.5, "no items", transform=axes[0].transAxes, ha="center", fontsize=FONT)
+    axes[-1].set_xlabel("items, sorted by training frequency (ascending)", fontsize=FONT)
+    fig.align_ylabels(axes)
     if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+        fig.suptitle(_fit_title(title, PAGE, FONT + 0.5), fontsize=FONT + 0.5)
+    return fig
+
+
+def plot_frequency_panels(freq, norm, recall, ndcg, path, title: str | None = None, *,
+                          counts=None, in_band=None, padding: bool = True, k: int = 10) -> Path:
+    """Four stacked panels (training frequency, L2 norm of the effective vector, Recall@k, NDCG@k)
+    over items sorted by training frequency, ascending (stable, so equal frequencies keep item-id
+    order); the frequency axis is symlog. With ``in_band`` the band's items are shaded, edges
+    dashed. With ``counts`` (test cases per item) items without test cases are left out of the
+    Recall/NDCG panels instead of being drawn as 0. Returns the PNG path (the PDF is beside it).
+    """
+    fig = frequency_panels_figure(freq, norm, recall, ndcg, title, counts=counts, in_band=in_band,
+                                  padding=padding, k=k)
+    return save_figure(fig, path)
 
 
 def _bucket_of(freq: np.ndarray) -> np.ndarray:
@@ -105,6 +171,7 @@ def frequency_buckets(freq, values: Mapping[str, np.ndarray], counts, *, padding
     (cluster-robust: sqrt(m/(m-1) * sum(c_i^2 (v_i - mean)^2)) / sum(c_i) over m items),
     because only per-item means are known, not per-test-case values; with one test case per
     item it is the usual sd/sqrt(n). Undefined numbers (no tests; CI with < 2 items) are None.
+    The interval is not clipped here; ``ci_bars`` clips what is drawn.
     """
     f = real_items(freq, padding)
     c = real_items(counts, padding).astype(np.float64)
@@ -143,59 +210,104 @@ def frequency_buckets(freq, values: Mapping[str, np.ndarray], counts, *, padding
     return rows
 
 
-def plot_frequency_buckets(freq, values: Mapping[str, np.ndarray], counts, path, *,
-                           title: str | None = None, padding: bool = True) -> tuple[Path, list[dict]]:
-    """Plot ``frequency_buckets``: per value an error-bar line over buckets, with the item
-    count (and test cases) of each bucket written along the bottom. Returns (png path, rows)."""
-    rows = frequency_buckets(freq, values, counts, padding=padding)
-    fig = _new_figure(figsize=(10, 5))
-    ax = fig.subplots()
+def ci_bars(rows: list[dict], name: str, value_range: tuple[float, float] | None = (0.0, 1.0)):
+    """What ``plot_frequency_buckets`` draws for ``name``: arrays (bucket, mean, low, high) over the
+    buckets with a mean, low/high = mean -/+ ci95 clipped to ``value_range`` (the normal interval
+    of a metric in [0, 1] can reach below 0 in sparse buckets, a value the metric cannot take);
+    without a CI (< 2 items) low = high = mean."""
+    pts = [(r["bucket"], r[name], r[f"{name}_ci95"] or 0.0) for r in rows if r[name] is not None]
+    x, y, e = (np.array(a, dtype=np.float64) for a in (zip(*pts) if pts else ([], [], [])))
+    low, high = y - e, y + e
+    if value_range is not None:
+        low, high = np.clip(low, *value_range), np.clip(high, *value_range)
+    return x, y, low, high
+
+
+def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = None,
+                             value_range: tuple[float, float] | None = (0.0, 1.0)) -> Figure:
+    """The figure of ``plot_frequency_buckets`` from its rows."""
+    fig = _new_figure(COLUMN, 3.3)
+    ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
     xs = np.array([r["bucket"] for r in rows])
-    for name in values:
-        pts = [(r["bucket"], r[name], r[f"{name}_ci95"]) for r in rows if r[name] is not None]
-        if pts:
-            x, y, e = zip(*pts)
-            ax.errorbar(x, y, yerr=[0.0 if v is None else v for v in e], marker="o", ms=4, capsize=3, label=name)
-    ax.set_xticks(xs, [r["label"] for r in rows], rotation=45, ha="right")
-    # Keep buckets without tests (often bucket 0) on the axis.
-    ax.set_xlim(-0.5, max(len(rows), 1) - 0.5)
-    ax.set_xlabel("training frequency bucket")
-    ax.set_ylabel("mean over test cases (95% CI)")
-    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo - 0.12 * (hi - lo), hi)
-    tr = blended_transform_factory(ax.transData, ax.transAxes)
-    for r in rows:
-        ax.text(r["bucket"], 0.01, f"n={r['items']}\nt={r['test_cases']}", transform=tr,
-                ha="center", va="bottom", fontsize=7, color="0.3")
-    if not rows or all(r[n] is None for r in rows for n in values):
-        ax.text(0.5, 0.5, "no test cases", transform=ax.transAxes, ha="center")
-    if any(r[n] is not None for r in rows for n in values):
-        ax.legend(loc="upper left")
-    ax.set_title(title or "Metrics by training-frequency bucket (n = items, t = test cases)")
-    return _save(fig, path), rows
+    drawn = False
+    for name in names:
+        x, y, low, high = ci_bars(rows, name, value_range)
+        if len(x):
+            ax.errorbar(x, y, yerr=np.vstack([y - low, high - y]), marker="o", ms=3, lw=1, capsize=2,
+                        elinewidth=0.8, label=name)
+            drawn = True
+    ax.set_ylabel("mean over test cases\n(95% CI)", fontsize=FONT)
+    if value_range is not None:
+        lo, hi = value_range
+        pad = 0.03 * (hi - lo)
+        top = ax.get_ylim()[1] if drawn else hi
+        ax.set_ylim(lo - pad, min(top, hi + pad))  # room for a mean at 0, nothing beyond the range
+    if drawn:
+        ax.legend(loc="best", fontsize=SMALL, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no test cases", transform=ax.transAxes, ha="center", fontsize=FONT)
+    # items and test cases per bucket: how much each mean rests on
+    w = 0.4
+    ax_n.bar(xs - w / 2, [r["items"] for r in rows], w, color="0.55", label="items")
+    ax_n.bar(xs + w / 2, [r["test_cases"] for r in rows], w, color="0.2", label="test cases")
+    ax_n.set_yscale("symlog", linthresh=1.0, linscale=0.5)  # counts span 0 to thousands
+    top = max([10] + [max(r["items"], r["test_cases"]) for r in rows])
+    ax_n.set_ylim(0, 100 * top)  # headroom for the legend above the bars (a log axis)
+    ax_n.set_ylabel("count", fontsize=FONT)
+    if rows:
+        ax_n.legend(loc="upper right", fontsize=SMALL, frameon=False, ncols=2)
+    ax_n.set_xticks(xs, [r["label"] for r in rows], rotation=45, ha="right", rotation_mode="anchor")
+    # keep buckets without tests (often bucket 0) on the axis
+    ax_n.set_xlim(-0.5, max(len(rows), 1) - 0.5)
+    ax_n.set_xlabel("training interactions (power-of-two bucket)", fontsize=FONT)
+    for a in (ax, ax_n):
+        _style(a)
+    fig.align_ylabels([ax, ax_n])
+    fig.suptitle(_fit_title(title, COLUMN) if title else "Metrics by training-frequency bucket", fontsize=FONT)
+    return fig
 
 
-def plot_freq_vs_norm(freq, norm, in_band, path, rho: float | None, *,
-                      title: str | None = None, padding: bool = True) -> Path:
-    """Scatter of embedding norm against training frequency on a symlog x axis (linear in
-    [0, 1], so never-trained items sit at 0), in-band items in a second colour, Spearman rho
-    in the title. Items with a NaN norm are not drawn."""
+def plot_frequency_buckets(freq, values: Mapping[str, np.ndarray], counts, path, *,
+                           title: str | None = None, padding: bool = True,
+                           value_range: tuple[float, float] | None = (0.0, 1.0)) -> tuple[Path, list[dict]]:
+    """Plot ``frequency_buckets``: per value an error-bar line over buckets (95% CI clipped to
+    ``value_range``), over a panel of the items and test cases of each bucket. Returns (png path, rows)."""
+    rows = frequency_buckets(freq, values, counts, padding=padding)
+    fig = frequency_buckets_figure(rows, list(values), title=title, value_range=value_range)
+    return save_figure(fig, path), rows
+
+
+def freq_vs_norm_figure(freq, norm, in_band, rho: float | None, *, title: str | None = None,
+                        padding: bool = True) -> Figure:
+    """The figure of ``plot_freq_vs_norm``."""
     f = real_items(freq, padding).astype(np.float64)
     n = real_items(norm, padding).astype(np.float64)
     band = real_items(in_band, padding).astype(bool)
     _same_length(freq=f, norm=n, in_band=band)
     ok = np.isfinite(n)
-    fig = _new_figure(figsize=(7, 5))
+    fig = _new_figure(COLUMN, 2.9)
     ax = fig.subplots()
-    for sel, colour, label in ((~band, "tab:blue", "out of band"), (band, "tab:red", "in band")):
+    for sel, colour, label in ((~band, "tab:blue", "out of band"), (band, BAND_COLOUR, "in band")):
         sel = sel & ok
-        ax.scatter(f[sel], n[sel], s=4, alpha=0.5, color=colour, linewidths=0, label=f"{label} ({int(sel.sum())})")
+        if sel.any():  # a baseline has no in-band series to list
+            ax.scatter(f[sel], n[sel], s=3, alpha=0.5, color=colour, linewidths=0,
+                       label=f"{label} ({int(sel.sum())})", rasterized=True)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=-0.2)
-    ax.set_xlabel("training frequency (symlog)")
-    ax.set_ylabel("embedding norm")
-    ax.legend(loc="best", markerscale=3)
+    ax.set_xlabel("training interactions (symlog)", fontsize=FONT)
+    ax.set_ylabel(NORM_LABEL, fontsize=FONT)
+    if ok.any():
+        ax.legend(loc="best", markerscale=3, fontsize=SMALL, frameon=False)
+    _style(ax)
     rho_s = "n/a" if rho is None or (isinstance(rho, float) and math.isnan(rho)) else f"{rho:.3f}"
-    ax.set_title(f"{title + ': ' if title else ''}Spearman ρ(freq, norm) = {rho_s}")
-    return _save(fig, path)
+    head = _fit_title(title, COLUMN) + "\n" if title else ""
+    ax.set_title(f"{head}Spearman ρ(freq, norm) = {rho_s}", fontsize=FONT)
+    return fig
+
+
+def plot_freq_vs_norm(freq, norm, in_band, path, rho: float | None, *,
+                      title: str | None = None, padding: bool = True) -> Path:
+    """Scatter of the L2 norm of the effective item vector against training frequency on a symlog
+    x axis (linear in [0, 1], so never-trained items sit at 0), in-band items in a second colour,
+    Spearman rho in the title. Items with a NaN norm are not drawn. Returns the PNG path."""
+    return save_figure(freq_vs_norm_figure(freq, norm, in_band, rho, title=title, padding=padding), path)
