@@ -18,3 +18,15 @@ class ConfigError(UserError):
 
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite: the run is failed, never reported with NaN scores."""
+
+
+class RunInterrupted(Exception):
+    """SIGTERM (SLURM time-out or preemption) or Ctrl-C stopped a run; it can be resumed."""
+
+    def __init__(self, signal_name: str, epoch: int):
+        super().__init__(f"interrupted by {signal_name} at epoch {epoch}")
+        self.signal_name, self.epoch = signal_name, epoch
+
+    @property
+    def exit_code(self) -> int:
+        return 143 if self.signal_name == "SIGTERM" else 130  # 128 + signal number, as shells report it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.band import check_band
-from embfreq.errors import ConfigError, DataError, TrainingDiverged, UserError
+from embfreq.errors import ConfigError, DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
@@ -147,6 +148,20 @@ class KeepStopped:
         return _KeepStopped()
 
 
+@contextlib.contextmanager
+def interruptible(trainer):
+    """Lightning ends a fit on SIGTERM with SystemExit(None), i.e. exit code 0, and on Ctrl-C with
+    SystemExit(1): both become RunInterrupted, which the run records before exiting non-zero."""
+    try:
+        yield
+    except SystemExit:
+        if trainer.received_sigterm:
+            raise RunInterrupted("SIGTERM", int(trainer.current_epoch)) from None
+        if trainer.interrupted:
+            raise RunInterrupted("SIGINT", int(trainer.current_epoch)) from None
+        raise
+
+
 def param_counts(model) -> dict:
     items = model.items
     return {
@@ -231,14 +246,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             raise UserError(f"{run_dir}: the run was moved (its checkpoints name {sorted(saved)[0]}); "
                             "resume it at its original path")
     # weights_only: our checkpoints hold tensors and plain values only; never unpickle arbitrary objects
-    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    with interruptible(trainer):
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     t_fit = time.time() - t1
     best_path = best_cb.best_model_path or None
     # every validation metric of the best epoch comes from its checkpoint below; this is the fallback
     val = {} if best_cb.best_model_score is None else {"val/ndcg@10": float(best_cb.best_model_score)}
     t2 = time.time()
-    test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
-                            weights_only=True)
+    with interruptible(trainer):
+        test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
+                                weights_only=True)
     t_test = time.time() - t2
     test = dict(getattr(model, "last_test", {})) or _scalars(test_out[0] if test_out else {}, "test/")
     best_epoch = None
@@ -320,6 +337,9 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
     base = {"model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "lower_freq": cfg.lower_freq,
             "upper_freq": cfg.upper_freq, "neighbours": cfg.neighbours, "run_dir": str(run_dir)}
     if not cfg.get("resume") and _rank_zero():
+        # a new run into a used dir: the old results must not stand beside the new config
+        for stale in ("metrics.json", "test_users.npz"):
+            (run_dir / stale).unlink(missing_ok=True)
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if multirun and cfg.lower_freq is not None and cfg.upper_freq is not None and cfg.lower_freq > cfg.upper_freq:
         reason = f"lower_freq={cfg.lower_freq} > upper_freq={cfg.upper_freq}: empty band"
@@ -328,6 +348,12 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         return {"status": "skipped"}
     try:
         result = train(cfg, run_dir)
+    except RunInterrupted as e:  # recorded, then a non-zero exit: a scheduler must not see success
+        if _rank_zero():
+            write_json(run_dir / "metrics.json", {"status": "interrupted", "error": str(e), "epoch": e.epoch,
+                                                  "resume": f"python -m embfreq.train resume={run_dir}", **base})
+        print(f"embfreq: {e}; continue with: python -m embfreq.train resume={run_dir}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
     except UserError as e:
         # a refused input leaves no result in a single run; a run that trained and diverged says so
         if (multirun or isinstance(e, TrainingDiverged)) and _rank_zero():

@@ -125,6 +125,31 @@ def test_sigkilled_run_resumes_to_identical_metrics(data, tmp_path, caplog):
     assert b["run_dir"] == str(killed_dir)
 
 
+def test_sigterm_records_an_interrupted_run_that_exits_nonzero_and_resumes(data, tmp_path):
+    """SIGTERM (SLURM time-out, preemption) mid-training: exit code 143, metrics.json says
+    "interrupted" with the resume command, and resume= then finishes the run as ok."""
+    path, cache = data
+    run_dir, log = tmp_path / "termed", tmp_path / "termed.log"
+    with open(log, "w") as out:
+        victim = subprocess.Popen(_cli(path, run_dir), cwd=ROOT, env=_env(cache), stdout=out, stderr=subprocess.STDOUT)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + TIMEOUT
+    while victim.poll() is None and _ckpt_epoch(last) < KILL_AT_EPOCH and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGTERM)
+    try:
+        victim.wait(timeout=TIMEOUT)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == 143, f"rc {victim.returncode}:\n{_tail(log)}"
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "interrupted" and "SIGTERM" in m["error"] and f"resume={run_dir}" in m["resume"]
+    assert "continue with: python -m embfreq.train resume=" in _tail(log)
+    _resume_in_process(run_dir)
+    assert _metrics(run_dir)["epochs_trained"] == MAX_EPOCHS
+
+
 # -- in-process runs: same code path as the CLI (run_job), without the interpreter start-up -----------------
 
 def _cfg(path, cache, overrides=()):
