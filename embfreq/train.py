@@ -148,6 +148,32 @@ class KeepStopped:
         return _KeepStopped()
 
 
+RUN_STATE = "run_state.json"
+
+
+def check_or_record_run_state(run_dir: Path, data_fingerprint: str, resuming: bool) -> None:
+    """A fresh run records what it trains on (its config.yaml and its data); a resume must find both
+    unchanged, else the checkpoint's optimiser and batches would belong to another experiment."""
+    from embfreq.io import sha256_file
+
+    state = {"config_sha256": sha256_file(run_dir / "config.yaml"), "data_fingerprint": data_fingerprint}
+    path = run_dir / RUN_STATE
+    if not resuming or not path.is_file():  # runs from before this record resume unchecked
+        write_json(path, state)
+        return
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__}); cannot check the resume") from None
+    changed = [name for key, name in (("config_sha256", "config.yaml"), ("data_fingerprint", "the data"))
+               if old.get(key) != state[key]]
+    if changed:
+        raise UserError(f"{run_dir}: cannot resume: {' and '.join(changed)} changed since the run started "
+                        "(start a new run for a new experiment)")
+
+
 @contextlib.contextmanager
 def interruptible(trainer):
     """Lightning ends a fit on SIGTERM with SystemExit(None), i.e. exit code 0, and on Ctrl-C with
@@ -208,6 +234,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                         f"the validation and test items); {cfg.model.name} needs users with at least 4")
     t_data = time.time() - t0
     log.info("data: %s in %.2fs", "loaded from cache" if dm.data.cached else "parsed", t_data)
+    if _rank_zero():
+        check_or_record_run_state(run_dir, dm.data.fingerprint(), resuming=bool(cfg.get("resume")))
     model = build_model(cfg, dm)
     ckpt_dir = run_dir / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/ndcg@10", mode="max",
@@ -287,6 +315,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse
         "started_at": t0,  # epoch seconds; shows whether parallel sweep jobs overlapped
     }
+    previous = _previous_ok_result(run_dir) if cfg.get("resume") else None
+    if previous is not None and isinstance(previous.get("seconds"), dict):
+        # resuming a finished run repeats its test: the wall times stay those of the training
+        result["seconds_resume"] = result["seconds"]
+        result["seconds"] = previous["seconds"]
     if trainer.is_global_zero:
         from embfreq.analysis.per_user import write_test_users
 
@@ -302,6 +335,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         result["finished_at"] = time.time()
         write_json(run_dir / "metrics.json", result)
     return result
+
+
+def _previous_ok_result(run_dir: Path) -> dict | None:
+    import json
+
+    try:
+        m = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and m.get("status") == "ok" else None
 
 
 def hparams(cfg: DictConfig, result: dict) -> dict:

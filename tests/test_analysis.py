@@ -1,6 +1,9 @@
 import csv
+import inspect
 import math
+import types
 
+import matplotlib.text
 import numpy as np
 import pytest
 import scipy.stats
@@ -16,19 +19,30 @@ from embfreq.analysis.items import (
     write_items_csv,
 )
 from embfreq.analysis.plots import (
+    band_extent,
+    ci_bars,
+    freq_vs_norm_figure,
     frequency_buckets,
+    frequency_buckets_figure,
+    frequency_panels_figure,
     plot_freq_vs_norm,
     plot_frequency_buckets,
     plot_frequency_panels,
 )
+from embfreq.analysis.run import FIGURES, analyze_model, default_title, run_title
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TITLE = "sasrec · beauty_1000 · band [0, 5] (neighbours=all)"
 
 
 def assert_png(path):
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC
     assert len(data) > 1024
+    # every figure is also written as PDF with the same stem
+    pdf = path.with_suffix(".pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and b"%%EOF" in pdf[-32:]
+    return True
 
 
 def small_inputs():
@@ -178,11 +192,14 @@ def test_plots_write_png(tmp_path):
     ndcg = recall / 2
     counts = rng.integers(0, 4, n)
     in_band = rng.uniform(size=n) < 0.2
-    p = plot_frequency_panels(freq, norm, recall, ndcg, tmp_path / "panels.png", title="t", counts=counts)
+    p = plot_frequency_panels(freq, norm, recall, ndcg, tmp_path / "panels.png", title="t", counts=counts,
+                              in_band=in_band)
     assert_png(p)
     p, rows = plot_frequency_buckets(freq, {"recall@10": recall, "ndcg@10": ndcg}, counts, tmp_path / "b.png")
     assert_png(p) and rows
     assert_png(plot_freq_vs_norm(freq, norm, in_band, tmp_path / "s.png", rho=0.42))
+    names = sorted(q.name for q in tmp_path.iterdir())
+    assert names == sorted(f"{stem}.{ext}" for stem in ("panels", "b", "s") for ext in ("png", "pdf"))  # no temp files
 
 
 def test_plots_edge_cases(tmp_path):
@@ -199,3 +216,172 @@ def test_plots_edge_cases(tmp_path):
     assert_png(p) and rows == []
     with pytest.raises(ValueError):
         plot_freq_vs_norm(zeros, norm[:-1], zeros, tmp_path / "x.png", rho=None)
+
+
+def test_ci_bars_clipped_to_metric_range():
+    # Bucket 1 holds four items with one test case each. Hits [1, 0, 0, 0]: mean 0.25, sd 0.5,
+    # SE 0.5 / 2 = 0.25, CI half-width 1.96 * 0.25 = 0.49, so the normal interval is [-0.24, 0.74].
+    freq, counts = np.array([0, 1, 1, 1, 1]), np.array([0, 1, 1, 1, 1])
+    rows = frequency_buckets(freq, {"hr": np.array([0.0, 1, 0, 0, 0])}, counts)
+    assert rows[1]["hr"] == pytest.approx(0.25) and rows[1]["hr_ci95"] == pytest.approx(0.49)
+    x, y, low, high = ci_bars(rows, "hr", value_range=None)
+    assert x.tolist() == [1] and low == pytest.approx([-0.24]) and high == pytest.approx([0.74])
+    x, y, low, high = ci_bars(rows, "hr")
+    assert y == pytest.approx([0.25]) and low.tolist() == [0.0] and high == pytest.approx([0.74])
+    # Hits [1, 1, 1, 0]: [0.26, 1.24] is cut at 1.
+    rows = frequency_buckets(freq, {"hr": np.array([0.0, 1, 1, 1, 0])}, counts)
+    _, _, low, high = ci_bars(rows, "hr")
+    assert low == pytest.approx([0.26]) and high.tolist() == [1.0]
+    # A bucket with one tested item has no CI: the bar has no length; no test cases: no point.
+    rows = frequency_buckets(np.array([0, 1, 2, 4]), {"hr": np.array([0.0, 1, 0, 0])}, np.array([0, 1, 0, 0]))
+    x, y, low, high = ci_bars(rows, "hr")
+    assert x.tolist() == [1] and low.tolist() == high.tolist() == y.tolist() == [1.0]
+
+
+def test_bucket_figure_draws_clipped_bars():
+    rng = np.random.default_rng(5)
+    n = 200
+    freq = np.r_[0, rng.integers(0, 64, n - 1)]
+    counts = rng.integers(0, 3, n)
+    hits = (rng.uniform(size=n) < 0.06).astype(float)  # rare hits: the normal CIs reach below 0
+    rows = frequency_buckets(freq, {"Recall@10": hits}, counts)
+    assert any(r["Recall@10"] is not None and r["Recall@10_ci95"] is not None
+               and r["Recall@10"] - r["Recall@10_ci95"] < 0 for r in rows)
+    fig = frequency_buckets_figure(rows, ["Recall@10"], title=TITLE)
+    ax = fig.axes[0]
+    segs = [seg for coll in ax.collections for seg in coll.get_segments()]
+    assert segs
+    ys = np.concatenate([seg[:, 1] for seg in segs])
+    assert ys.min() == 0.0 and ys.max() <= 1.0
+    assert ax.get_ylim()[1] <= 1.05
+    assert fig.get_suptitle() == TITLE
+
+
+def test_band_extent():
+    # Real items' frequencies [5, 0, 3, 12, 1]: sorted order is items 2, 5, 3, 1, 4.
+    freq = np.array([0, 5, 0, 3, 12, 1])
+    assert band_extent(freq, np.r_[False, freq[1:] <= 3]) == (0, 2)
+    assert band_extent(freq, np.r_[False, freq[1:] >= 4]) == (3, 4)
+    assert band_extent(freq, np.zeros(6, dtype=bool)) is None
+
+
+def test_frequency_panels_labels_scale_and_band():
+    freq = np.array([0, 5, 0, 3, 12, 1])
+    in_band = np.r_[False, freq[1:] <= 3]
+    vals = np.array([0.0, 0.5, 0.2, 0.1, 1.0, 0.3])
+    fig = frequency_panels_figure(freq, vals * 2, vals, vals / 2, TITLE, counts=np.array([0, 1, 0, 2, 1, 1]),
+                                  in_band=in_band)
+    axes = fig.axes
+    assert fig.get_suptitle() == TITLE
+    assert axes[0].get_yscale() == "symlog"  # frequencies span 0 to thousands
+    labels = [" ".join(ax.get_ylabel().split()) for ax in axes]
+    assert labels[0] == "training frequency (interactions)"
+    assert labels[1] == "L2 norm of effective vector"
+    assert labels[2] == "Recall@10 (mean over item's test cases)"
+    assert labels[3] == "NDCG@10 (mean over item's test cases)"
+    # The band (items at sorted positions 0..2) is shaded on every panel.
+    for ax in axes:
+        (span,) = ax.patches
+        x0, x1 = span.get_x(), span.get_x() + span.get_width()
+        assert (x0, x1) == (-0.5, 2.5)
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["in band (3 items)"]
+    # A run without a band: nothing shaded.
+    fig = frequency_panels_figure(freq, vals, vals, vals)
+    assert all(not ax.patches for ax in fig.axes) and fig.get_suptitle() == ""
+
+
+def _check_print_size(fig, width):
+    """Printed at its own size: the given width, no text under 7 pt, no label cut off."""
+    assert fig.get_size_inches()[0] == pytest.approx(width)
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7
+    box = fig.bbox
+    named = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        named += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        if ax.get_legend() is not None:
+            named += ax.get_legend().get_texts()
+    renderer = fig.canvas.get_renderer()
+    for t in named:
+        if not t.get_text():
+            continue
+        e = t.get_window_extent(renderer)
+        assert e.x0 >= box.x0 - 1 and e.x1 <= box.x1 + 1 and e.y0 >= box.y0 - 1 and e.y1 <= box.y1 + 1, t.get_text()
+
+
+def test_figures_legible_at_print_size():
+    rng = np.random.default_rng(6)
+    n = 500
+    freq = np.r_[0, rng.integers(0, 3000, n - 1)]
+    norm = rng.uniform(0, 3, n)
+    counts = rng.integers(0, 4, n)
+    recall = rng.uniform(0, 1, n)
+    in_band = np.r_[False, freq[1:] <= 5]
+    long = "gru4rec · beauty_1000 · band [0, 5] (neighbours=outside_band)"  # wider than one column
+    _check_print_size(frequency_panels_figure(freq, norm, recall, recall / 2, long, counts=counts, in_band=in_band), 7.0)
+    rows = frequency_buckets(freq, {"Recall@10": recall, "NDCG@10": recall / 2}, counts)
+    fig = frequency_buckets_figure(rows, ["Recall@10", "NDCG@10"], title=long)
+    _check_print_size(fig, 3.4)
+    assert "\n" in fig.get_suptitle() and fig.get_suptitle().replace("\n", " · ") == long  # broken at a separator
+    fig = freq_vs_norm_figure(freq, norm, in_band, 0.5, title=long)
+    _check_print_size(fig, 3.4)
+    assert fig.axes[0].get_ylabel() == "L2 norm of effective vector"
+    assert fig.axes[0].get_title().endswith("Spearman ρ(freq, norm) = 0.500")
+
+
+def test_run_title():
+    assert run_title("sasrec", "beauty_1000", 0, 5, "all") == TITLE
+    assert run_title("gru4rec", "lastfm", None, None, "all") == "gru4rec · lastfm · no band"
+    assert run_title("mf_bpr", None, None, 5, "outside_band") == "mf_bpr · band (-inf, 5] (neighbours=outside_band)"
+    assert run_title("sasrec", "yelp", 2.5, None, "all") == "sasrec · yelp · band [2.5, inf) (neighbours=all)"
+
+
+def tiny_model(lower_freq=0, upper_freq=5, neighbours="all"):
+    from embfreq.models.mf_bpr import MFBPR
+
+    freq = torch.tensor([0.0, 5, 0, 3, 12, 1, 40])
+    n = len(freq)
+    operator = (torch.ones(n, n) / n).to_sparse_csr()
+    model = MFBPR(num_users=3, num_items=n - 1, item_freq=freq, operator=operator, embedding_dim=4,
+                  lower_freq=lower_freq, upper_freq=upper_freq, neighbours=neighbours)
+    dm = types.SimpleNamespace(load_args={"path": "x.txt", "bundled": None}, item_freq=freq,
+                               item_ids=np.array([f"i{i}" for i in range(1, n)]))
+    return model, dm
+
+
+def test_default_title(tmp_path):
+    model, dm = tiny_model()
+    # train.py pops the data name from load_args: without a config the title leaves it out
+    assert default_title(model, dm, tmp_path) == "mf_bpr · band [0, 5] (neighbours=all)"
+    (tmp_path / "config.yaml").write_text("model: {name: mf_bpr}\ndata: {name: beauty_1000}\n")
+    assert default_title(model, dm, tmp_path) == "mf_bpr · beauty_1000 · band [0, 5] (neighbours=all)"
+    dm.load_args["name"] = "lastfm"  # a datamodule that keeps the name wins
+    assert default_title(model, dm, tmp_path) == "mf_bpr · lastfm · band [0, 5] (neighbours=all)"
+    model, dm = tiny_model(None, None, "outside_band")
+    assert default_title(model, dm, tmp_path) == "mf_bpr · beauty_1000 · no band"
+
+
+def test_analyze_model_names_every_figure(tmp_path, monkeypatch):
+    import embfreq.analysis.run as run
+
+    seen = {}
+    for name in ("plot_frequency_panels", "plot_frequency_buckets", "plot_freq_vs_norm"):
+        def spy(*args, _name=name, _orig=getattr(run, name), **kwargs):
+            seen[_name] = inspect.signature(_orig).bind(*args, **kwargs).arguments
+            return _orig(*args, **kwargs)
+        monkeypatch.setattr(run, name, spy)
+    model, dm = tiny_model()
+    (tmp_path / "config.yaml").write_text("model: {name: mf_bpr}\ndata: {name: beauty_1000}\n")
+    per_item = {"count": np.array([0, 1, 0, 2, 1, 1, 3]), "hr": np.array([0, 1, 0, 0.5, 0, 1, 1 / 3]),
+                "recall": np.array([0, 1, 0, 0.5, 0, 1, 1 / 3]), "ndcg": np.array([0, 0.5, 0, 0.25, 0, 1, 0.2])}
+    summary = analyze_model(model, dm, per_item, tmp_path)
+    expected = "mf_bpr · beauty_1000 · band [0, 5] (neighbours=all)"
+    assert summary["figure_title"] == expected
+    assert {k: a["title"] for k, a in seen.items()} == dict.fromkeys(seen, expected) and len(seen) == 3
+    assert seen["plot_frequency_panels"]["in_band"].tolist() == model.items.in_band.tolist()
+    for name in FIGURES:
+        assert_png(tmp_path / name)
+    # An explicit title is used as given.
+    assert analyze_model(model, dm, per_item, tmp_path, title="custom title")["figure_title"] == "custom title"
+    assert {a["title"] for a in seen.values()} == {"custom title"}

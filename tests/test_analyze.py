@@ -18,10 +18,12 @@ from conftest import ROOT, synthetic_seqs, write_seq
 from embfreq.analysis.run import FIGURES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PDF_MAGIC = b"%PDF-"
+TITLE = "sasrec · custom · band [0, 5] (neighbours=all)"  # the tiny run's model, data and band
 NOTEBOOK = ROOT / "notebooks" / "frequency_analysis.ipynb"
 ANALYSIS_KEYS = {"num_items", "spearman_freq_norm", "spearman_freq_norm_trained", "never_trained_items",
                  "norm_threshold", "threshold_balanced_accuracy", "items_below_threshold",
-                 "never_trained_below_threshold", "trained_below_threshold", "norm"}
+                 "never_trained_below_threshold", "trained_below_threshold", "norm", "figure_title"}
 NEVER_TRAINED = ["901", "902", "903", "904", "905"]
 
 
@@ -85,11 +87,15 @@ def test_items_csv_has_every_item(run):
     assert sum(int(r["test_cases"]) for r in rows) == len(run["data"].read_text().splitlines())
 
 
-def test_figures_are_real_pngs(run):
+def test_figures_are_real_pngs_and_pdfs(run):
     for name in FIGURES:
         data = (run["dir"] / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
         assert len(data) > 1024, name
+        assert (run["dir"] / name).with_suffix(".pdf").read_bytes()[:5] == PDF_MAGIC, name
+    assert not [p.name for p in run["dir"].iterdir() if p.name.endswith(".tmp")]  # no temp file left
+    # train.py passes no title: analyze_model names the data from the run's config.yaml
+    assert read_metrics(run["dir"])["analysis"]["figure_title"] == TITLE
 
 
 def test_metrics_analysis(run):
@@ -152,7 +158,7 @@ def test_analyze_cli_reproduces_training_run(run, monkeypatch, capsys):
 
     copy = run["base"] / "reanalysed"
     shutil.copytree(run["dir"], copy)
-    for name in ("items.csv", *FIGURES):
+    for name in ("items.csv", *FIGURES, *(Path(f).with_suffix(".pdf").name for f in FIGURES)):
         (copy / name).unlink()
     before = read_metrics(run["dir"])
     stripped = {k: v for k, v in before.items() if k != "analysis"}
@@ -173,9 +179,11 @@ def test_analyze_cli_reproduces_training_run(run, monkeypatch, capsys):
                 assert num(b[key]) == pytest.approx(num(a[key]), rel=1e-6, abs=1e-9, nan_ok=True), key
     for name in FIGURES:
         assert (copy / name).read_bytes()[:8] == PNG_MAGIC
+        assert (copy / name).with_suffix(".pdf").read_bytes()[:5] == PDF_MAGIC
     after = read_metrics(copy)
     assert {k: v for k, v in after.items() if k != "analysis"} == stripped  # the rest is kept
     assert after["analysis"].pop("checkpoint") == "best"
+    assert after["analysis"]["figure_title"] == TITLE  # embfreq.analyze passes it from the run's config
     assert after["analysis"] == pytest.approx(before["analysis"])
 
 

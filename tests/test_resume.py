@@ -199,4 +199,25 @@ def test_resume_of_finished_run_repeats_its_result(data, tmp_path):
     assert second["test"] == first["test"] and second["epochs_trained"] == first["epochs_trained"] == 2
     assert _ckpt_epoch(run / "checkpoints" / "last.ckpt") == 1
     assert len((run / "checkpoints" / "last.ckpt").read_bytes()) == len(ck_before)
+    assert second["seconds"] == first["seconds"] and "seconds_resume" in second  # wall times kept
 
+
+@pytest.mark.parametrize("change", ["config", "data"])
+def test_resume_refuses_a_changed_config_or_data(data, tmp_path, change):
+    """After config.yaml was edited or the data file changed, resume= refuses in one line instead of
+    continuing another experiment from the checkpoint."""
+    from embfreq.errors import UserError
+
+    path, cache = data
+    local = tmp_path / "data.txt"
+    local.write_text(path.read_text())
+    run_dir = tmp_path / "run"
+    run_job(_cfg(local, cache, ["model.max_epochs=2"]), run_dir)
+    if change == "config":
+        cfg_file = run_dir / "config.yaml"
+        cfg_file.write_text(cfg_file.read_text().replace("lr: 0.001", "lr: 0.01"))
+    else:
+        lines = local.read_text().splitlines()
+        local.write_text("\n".join(lines[1:]) + "\n")  # one user fewer
+    with pytest.raises(UserError, match=("config.yaml" if change == "config" else "the data") + " changed"):
+        _resume_in_process(run_dir)

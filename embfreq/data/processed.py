@@ -56,6 +56,18 @@ class ProcessedData:
             "graph_nnz": int(self.operator.nnz),
         }
 
+    def fingerprint(self) -> str:
+        """sha256 of what training and evaluation see (split and item ids): equal fingerprints, same
+        experiment data, whatever the file's path or format."""
+        import hashlib
+
+        h = hashlib.sha256()
+        sp_ = self.split
+        for a in (sp_.train_ptr, sp_.train_items, sp_.valid, sp_.test):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        h.update("\x00".join(map(str, self.seqs.item_ids)).encode())
+        return h.hexdigest()
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         op = self.operator
         return {
