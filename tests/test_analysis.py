@@ -319,7 +319,8 @@ def test_figures_legible_at_print_size():
     recall = rng.uniform(0, 1, n)
     in_band = np.r_[False, freq[1:] <= 5]
     long = "gru4rec · beauty_1000 · band [0, 5] (neighbours=outside_band)"  # wider than one column
-    _check_print_size(frequency_panels_figure(freq, norm, recall, recall / 2, long, counts=counts, in_band=in_band), 7.0)
+    fig = frequency_panels_figure(freq, norm, recall, recall / 2, long, counts=counts, in_band=in_band)
+    _check_print_size(fig, 7.0)
     rows = frequency_buckets(freq, {"Recall@10": recall, "NDCG@10": recall / 2}, counts)
     fig = frequency_buckets_figure(rows, ["Recall@10", "NDCG@10"], title=long)
     _check_print_size(fig, 3.4)

@@ -350,3 +350,20 @@ def test_negative_sampling_never_returns_a_seen_item_when_rejection_gives_up():
     full = SeenItems(np.array([0, n]), np.arange(1, n + 1), n)
     with pytest.raises(DataError, match="every item"):
         sample_negatives(rng, np.zeros(3, dtype=np.int64), full, n, max_rounds=1)
+
+
+def test_result_files_get_ordinary_permissions(tmp_path):
+    """items.csv and other results follow the umask like any file (mkstemp alone gives 0600)."""
+    import os
+
+    from embfreq.analysis.items import write_items_csv
+    from embfreq.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_items_csv(tmp_path / "items.csv", [])
+        write_json(tmp_path / "metrics.json", {})
+    finally:
+        os.umask(old)
+    for name in ("items.csv", "metrics.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

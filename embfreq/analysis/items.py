@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from embfreq.io import atomic_path
 
 PER_ITEM_KEYS = ("count", "hr", "recall", "ndcg")
 
@@ -126,21 +127,14 @@ def write_items_csv(path, table: Sequence[Mapping], k: int | None = None) -> Non
             if hk:
                 k = int(hk[0][3:])
     cols = item_columns(k)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp:  # ordinary file mode (mkstemp alone makes 0600)
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for row in table:
                 w.writerow([_cell(row[c]) for c in cols])
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Leave no half-written temp file behind.
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:

@@ -85,7 +85,8 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
                             padding: bool = True, k: int = 10) -> Figure:
     """The figure of ``plot_frequency_panels``."""
     f = real_items(freq, padding).astype(np.float64)
-    v = {name: real_items(a, padding).astype(np.float64) for name, a in (("norm", norm), ("recall", recall), ("ndcg", ndcg))}
+    v = {name: real_items(a, padding).astype(np.float64)
+         for name, a in (("norm", norm), ("recall", recall), ("ndcg", ndcg))}
     labels = {"norm": NORM_LABEL.replace(" of ", " of\n"),
               "recall": f"Recall@{k}\n(mean over item's\ntest cases)",
               "ndcg": f"NDCG@{k}\n(mean over item's\ntest cases)"}
@@ -105,8 +106,8 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
         y = vals[order]
         is_norm = name == "norm"
         show = np.ones(len(y), dtype=bool) if c is None or is_norm else c[order] > 0
-        ax.scatter(x[show], y[show], s=1.5 if len(f) > 2000 else 4, color="tab:orange" if is_norm else "tab:green", linewidths=0,
-                   rasterized=True)
+        ax.scatter(x[show], y[show], s=1.5 if len(f) > 2000 else 4,  # many items: small dots
+                   color="tab:orange" if is_norm else "tab:green", linewidths=0, rasterized=True)
         ax.set_ylabel(labels[name], fontsize=FONT)
         if not is_norm:
             ax.set_ylim(-0.04, 1.04)  # per-item means of a metric in [0, 1]

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from embfreq.errors import DataError
-from embfreq.io import sha256_file
+from embfreq.io import current_umask, sha256_file
 
 _CHUNK = 1 << 20
 
@@ -62,6 +62,7 @@ def fetch(url: str, sha256: str, dest_dir: str | Path, *, timeout: float = 60.0)
         if actual != expected:
             raise DataError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
         try:
+            os.chmod(tmp, 0o666 & ~current_umask())  # an ordinary file, not mkstemp's 0600
             os.replace(tmp, dest)
         except OSError as e:
             raise DataError(f"{dest}: cannot save download from {url} ({e.strerror or e})") from None
@@ -69,3 +70,4 @@ def fetch(url: str, sha256: str, dest_dir: str | Path, *, timeout: float = 60.0)
         # Covers every failure above, KeyboardInterrupt included; a no-op after os.replace.
         tmp.unlink(missing_ok=True)
     return dest
+
