@@ -103,7 +103,7 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     try:
         cfg, dm, model = restore(run_dir, which)
     except yaml.YAMLError as e:
-        raise UserError(f"{run_dir}: unreadable config.yaml ({str(e).splitlines()[0][:200]})") from None
+        raise UserError(f"{run_dir}: unreadable config.yaml ({(str(e).strip().splitlines() or ['?'])[0][:200]})") from None
     per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
     items = model.items  # the band the checkpoint's model was built with; the names from its config
     title = run_title(cfg.model.name, cfg.data.name, items.lower_freq, items.upper_freq, items.neighbours)
@@ -111,6 +111,9 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     summary["checkpoint"] = which
     # Re-read so that a concurrent writer of other keys is not undone by a stale copy.
     metrics = _read_metrics(metrics_path) or metrics
+    if "status" not in metrics:  # a killed or unfinished run: its analysis must not read as a result
+        metrics = {"status": "unfinished", "reason": f"no result of training; analysis of the {which} checkpoint only",
+                   **metrics}
     metrics["analysis"] = summary
     write_json(metrics_path, metrics)
     return summary

@@ -187,6 +187,23 @@ def test_analyze_cli_reproduces_training_run(run, monkeypatch, capsys):
     assert after["analysis"] == pytest.approx(before["analysis"])
 
 
+def test_analyze_of_a_killed_run_is_not_reported_as_ok(run, monkeypatch, tmp_path):
+    """A run killed before its result (no metrics.json): analyze writes its analysis with status
+    "unfinished", and the report lists the run as unfinished, not ok."""
+    from embfreq.analysis.report import load_rows
+    from embfreq.analyze import main
+
+    copy = tmp_path / "killed"
+    shutil.copytree(run["dir"], copy)
+    (copy / "metrics.json").unlink()
+    monkeypatch.setenv("EMBFREQ_CACHE", run["env"]["EMBFREQ_CACHE"])
+    assert main([str(copy)]) == 0
+    m = read_metrics(copy)
+    assert m["status"] == "unfinished" and "analysis" in m and "test" not in m
+    (row,) = load_rows([copy])
+    assert row.status == "unfinished" and not row.ok
+
+
 def _one_error_line(p):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()

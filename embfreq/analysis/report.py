@@ -139,7 +139,8 @@ def read_run(run_dir: Path) -> Row:
         status, reason = "missing", f"no {METRICS}: the job is unfinished or was killed"
     else:
         m = _read_metrics(mpath)
-        status = str(m.get("status", "ok"))
+        # no status: an old record, ok only when it holds test results
+        status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
         reason = str(m.get("reason") or m.get("error") or "")
     flat = _flatten(config)
 
