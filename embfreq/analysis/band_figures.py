@@ -100,7 +100,7 @@ def frontier(recs: list[dict], title: str, stem: Path) -> list[Path]:
                     color=f"C{k}", label=f"neighbours={mode}")
         for xi, yi, r in zip(x, y, rs):
             ax.annotate(r["band"], (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=FONT - 2, color=f"C{k}")
-    ax.set_xlabel("items without an own vector (% of items = % of item-table rows)", fontsize=FONT)
+    ax.set_xlabel("items without an own vector (% of items)", fontsize=FONT)
     ax.set_ylabel("test NDCG@10", fontsize=FONT)
     ax.set_title(title, fontsize=FONT)
     _style(ax)
@@ -126,7 +126,7 @@ def buckets(recs: list[dict], title: str, stem: Path) -> list[Path]:
         ax.errorbar(xs, ys, yerr=err, fmt="o", ms=3, lw=0.8, capsize=1.5, color=f"C{k % 10}", label=label)
     ax.axhline(0, color="black", lw=0.6)
     counts = {r["bucket"]: r["users"] for r in recs}
-    ax.set_xticks(range(len(bucket_names)), [f"{b}\n(n={counts[b]:,})" for b in bucket_names], fontsize=FONT - 1)
+    ax.set_xticks(range(len(bucket_names)), [f"{b}\nn={counts[b]:,}" for b in bucket_names], fontsize=FONT - 1.5)
     ax.set_xlabel("training frequency of the test target (interactions)", fontsize=FONT)
     ax.set_ylabel("Δ test NDCG@10 vs no band", fontsize=FONT)
     ax.set_title(title, fontsize=FONT)

@@ -211,7 +211,8 @@ def markdown_summary(records: list[dict]) -> str:
         inb = "" if r.get("items_in_band") is None or r["band"] == "baseline" else (
             f"{r['items_in_band']:,} ({100 * share:.1f}%)" if share is not None else f"{r['items_in_band']:,}")
         cells = [r["data"], r["model"] + (f" ({r['variant']})" if r.get("variant") else ""), r["band"],
-                 r.get("neighbours") or "", inb, r["seeds"], _pm(r["ndcg10_mean"], r["ndcg10_std"]),
+                 r.get("neighbours") or "", inb, r["seeds"],
+                 _pm(r["ndcg10_mean"], r["ndcg10_std"]) or f"no ok run ({r.get('runs_not_ok') or 0} not ok)",
                  _pm(r["hr10_mean"], r["hr10_std"]), _ci(r, "delta_ndcg10", "delta_ci", r.get("delta_pct")),
                  _ci(r, "delta_ndcg10_inband", "inband_ci"), _ci(r, "delta_ndcg10_rest", "rest_ci")]
         lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
