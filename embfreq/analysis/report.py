@@ -607,6 +607,22 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
     return Report(out, rows, files + figures, table, bands.markdown_summary(summary))
 
 
+def _cost_line(rows: list[Row]) -> str:
+    """What the runs cost: job count, summed and elapsed wall time, threads per job, machine."""
+    ok = [r.metrics for r in rows if r.ok and isinstance(r.metrics.get("seconds"), dict)]
+    if not ok:
+        return ""
+    total = sum(float(m["seconds"].get("total", 0.0)) for m in ok)
+    starts = [m["started_at"] for m in ok if isinstance(m.get("started_at"), (int, float))]
+    ends = [m["finished_at"] for m in ok if isinstance(m.get("finished_at"), (int, float))]
+    span = f", {(max(ends) - min(starts)) / 3600:.2f} h from first start to last finish" if starts and ends else ""
+    threads = sorted({m.get("threads") for m in ok if m.get("threads") is not None})
+    hosts = sorted({f"{m['host'].get('cpus')} CPUs, {m['host'].get('device')}" for m in ok if isinstance(m.get("host"), dict)})
+    return (f"Cost: {len(ok)} ok runs, {total / 3600:.2f} h of job wall time in all (mean {total / len(ok) / 60:.1f} min per "
+            f"job){span}; torch threads per job: {', '.join(map(str, threads)) or 'not recorded'}; "
+            f"machine: {'; '.join(hosts) or 'not recorded'}.\n")
+
+
 def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[Path], out: Path) -> str:
     counts: dict[str, int] = {}
     for r in rows:
@@ -614,6 +630,7 @@ def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     parts = [
         "# Sweep report\n",
+        _cost_line(rows),
         f"{len(rows)} runs: {status}. Test metrics of the best validation checkpoint, full ranking with "
         "seen items removed. Per configuration: mean ± std over seeds; Δ is the change against the "
         "no-band baseline of the same model, data and seed, averaged over the seeds both have, with a "
