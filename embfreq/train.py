@@ -431,7 +431,7 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     return old, run_dir
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -447,5 +447,15 @@ def main(cfg: DictConfig) -> float | None:
     return result.get("val", {}).get("val/ndcg@10")
 
 
+def _resume_run_dir_args(argv: list[str]) -> list[str]:
+    """`resume=<dir>` continues in that dir: Hydra must not make a new run dir (nor overwrite the
+    run's .hydra/ record) for it; its log goes on in the run's own log file."""
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
+    if len(dirs) != 1 or any(a.startswith(("-m", "--multirun")) for a in argv) or not dirs[0]:
+        return []
+    return [f"hydra.run.dir={dirs[0]}", "hydra.output_subdir=null"]
+
+
 if __name__ == "__main__":
+    sys.argv += _resume_run_dir_args(sys.argv[1:])
     main()

@@ -146,8 +146,14 @@ def test_sigterm_records_an_interrupted_run_that_exits_nonzero_and_resumes(data,
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "interrupted" and "SIGTERM" in m["error"] and f"resume={run_dir}" in m["resume"]
     assert "continue with: python -m embfreq.train resume=" in _tail(log)
-    _resume_in_process(run_dir)
+    # the printed command, through the CLI: it finishes the run in its own dir and makes no other
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    p = subprocess.run([sys.executable, "-m", "embfreq.train", f"resume={run_dir}"], cwd=elsewhere,
+                       env=_env(cache), capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-3000:]
     assert _metrics(run_dir)["epochs_trained"] == MAX_EPOCHS
+    assert list(elsewhere.iterdir()) == []
 
 
 # -- in-process runs: same code path as the CLI (run_job), without the interpreter start-up -----------------
