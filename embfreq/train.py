@@ -74,8 +74,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown model {cfg.model.name!r}; expected one of {MODELS}")
     if cfg.neighbours not in ("all", "outside_band"):
         raise ConfigError(f"neighbours must be 'all' or 'outside_band', got {cfg.neighbours!r}")
-    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.model.max_epochs) < 1:
-        raise ConfigError("eval_every, patience and model.max_epochs must be at least 1")
+    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.trainer.max_epochs) < 1:
+        raise ConfigError("eval_every, patience and trainer.max_epochs must be at least 1")
+    if int(cfg.trainer.max_epochs) < int(cfg.eval_every):
+        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} < eval_every={cfg.eval_every}: the run would "
+                          "never validate (no best checkpoint, no test); lower eval_every")
     if int(cfg.model.net.get("maxlen", 1)) < 1:
         raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
     seed = cfg.seed
@@ -247,19 +250,20 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
-    trainer = pl.Trainer(
-        plugins=[AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
-        max_epochs=int(cfg.model.max_epochs),
-        check_val_every_n_epoch=int(cfg.eval_every),
-        callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
-        logger=logger,
-        deterministic=cfg.get("deterministic", "warn"),
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-        log_every_n_steps=10,
+    trainer_args = {
+        "plugins": [AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
+        "check_val_every_n_epoch": int(cfg.eval_every),
+        "callbacks": [best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
+        "logger": logger,
+        "deterministic": cfg.get("deterministic", "warn"),
+        "use_distributed_sampler": False,
+        "num_sanity_val_steps": 0,
+        "enable_model_summary": False,
+        "log_every_n_steps": 10,
+        # trainer.* from the config last: any Trainer argument, +trainer.X=... included, is the user's
         **OmegaConf.to_container(cfg.trainer, resolve=True),
-    )
+    }
+    trainer = pl.Trainer(**trainer_args)
     t1 = time.time()
     resume_from = ckpt_dir / "last.ckpt" if cfg.get("resume") else None
     if resume_from is not None and not resume_from.is_file():
@@ -438,6 +442,10 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.get("resume"):
+            extra = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+            if extra:  # the run continues with its own config.yaml; another value would be silently lost
+                raise UserError(f"resume= continues the run with its own config; it takes no other overrides "
+                                f"(got {' '.join(extra)}); start a new run to change settings")
             cfg, run_dir = resume_config(cfg)
         result = run_job(cfg, run_dir)
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra

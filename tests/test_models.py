@@ -28,7 +28,7 @@ def tiny_cfg(path, cache, overrides=()):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[
             "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"cache_dir={cache}", "model.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
+            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
             "trainer=cpu", "analysis=false", *overrides])
 
 
@@ -148,7 +148,7 @@ def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=32",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=32",
          "trainer=cpu", f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -167,7 +167,7 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=16",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=16",
          "eval.batch_size=8", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "analysis=false",
          f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=600)
@@ -371,3 +371,25 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
     assert got.dtype == torch.float32 and torch.equal(got, want) and torch.equal(got_buf, want)
     with torch.no_grad():  # a float64 model keeps float64 scores
         assert model.double().score(b).dtype == model.score(b, reuse_buffer=True).dtype == torch.float64
+
+
+def test_nan_loss_fails_the_run(tiny, tmp_path, monkeypatch):
+    """A NaN training loss ends the run as failed with the reason; no ok result from NaN scores."""
+    from embfreq.errors import TrainingDiverged
+    from embfreq.train import run_job
+
+    path, cache = tiny
+    calls = {"n": 0}
+    real = SASRec.training_loss
+
+    def diverging(self, batch):
+        calls["n"] += 1
+        loss = real(self, batch)
+        return loss * float("nan") if calls["n"] >= 3 else loss
+
+    monkeypatch.setattr(SASRec, "training_loss", diverging)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="training diverged: loss nan at epoch 0, batch 2"):
+        run_job(tiny_cfg(path, cache), run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "failed" and "diverged" in m["error"] and "test" not in m
