@@ -116,41 +116,6 @@ def torch_threads(cfg: DictConfig) -> int | None:
     return None
 
 
-class EpochSeed:
-    """Reseeds torch before every training batch from (seed, epoch, batch, rank), so a resumed run continues identically.
-
-    Per batch, not per epoch: Lightning creates the train dataloader iterator (which draws from the
-    torch RNG) after `on_train_epoch_start` in a fresh epoch but before it in the first epoch after a
-    resume, so an epoch-start seed gave the resumed epoch other dropout masks.
-    """
-
-    def __new__(cls, seed: int):
-        import numpy as np
-        import pytorch_lightning as pl
-
-        class _EpochSeed(pl.Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                key = [seed & 0xFFFFFFFF, trainer.current_epoch, batch_idx, trainer.global_rank]
-                torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
-
-        return _EpochSeed()
-
-
-class KeepStopped:
-    """On resume, a run that early stopping had ended (and that died before writing its results) trains no further."""
-
-    def __new__(cls, stop_cb):
-        import pytorch_lightning as pl
-
-        class _KeepStopped(pl.Callback):
-            def on_train_start(self, trainer, pl_module):
-                # Lightning restores EarlyStopping's counters but not trainer.should_stop
-                if stop_cb.wait_count >= stop_cb.patience:
-                    trainer.should_stop = True
-
-        return _KeepStopped()
-
-
 RUN_STATE = "run_state.json"
 
 
@@ -248,12 +213,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     stop_cb = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=int(cfg.patience),
                             check_on_train_epoch_end=False)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    from embfreq.callbacks import EpochSeed, KeepStopped, RunProgressBar
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
     trainer_args = {
         "plugins": [AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
         "check_val_every_n_epoch": int(cfg.eval_every),
-        "callbacks": [best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
+        "callbacks": [best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)]
+        + ([RunProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         "logger": logger,
         "deterministic": cfg.get("deterministic", "warn"),
         "use_distributed_sampler": False,
@@ -331,7 +298,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         test_targets = dm.data.split.test
         freq = dm.data.item_freq
         write_test_users(run_dir, ranks, test_targets, freq[test_targets])
-        logger.log_hyperparams(hparams(cfg, result), {**test, **{k: v for k, v in val.items()}})
+        # HPARAMS-tab metrics under hp/: under their own names they would add a false step-0 point
+        # to the val/* and test/* curves
+        logger.log_hyperparams(hparams(cfg, result), {f"hp/{k.replace('/', '_')}": v for k, v in {**test, **val}.items()})
         if cfg.analysis:
             from embfreq.analysis.run import analyze_model
 
@@ -435,10 +404,24 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     return old, run_dir
 
 
+def quiet_libraries() -> None:
+    """The CLI shows embfreq's own messages and warnings; Lightning's start-up notes and tips, and
+    warnings about library internals, go."""
+    import warnings
+
+    for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning.pytorch",
+                 "lightning.pytorch.utilities.rank_zero", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (r".*Sparse CSR tensor support is in beta.*", r".*treespec, LeafSpec.*is deprecated.*",
+                    r".*is smaller than the logging interval.*", r".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    quiet_libraries()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.get("resume"):

@@ -156,6 +156,34 @@ def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["status"] == "ok" and m["lower_freq"] == 0 and m["upper_freq"] == 5
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "items.csv").is_file()
+    said = out.stdout + out.stderr
+    for noise in ("GPU available", "Tip:", "Sparse CSR tensor support", "is deprecated", "logging interval"):
+        assert noise not in said, noise  # library chatter is silenced in the CLI
+    assert "val_ndcg@10=" in said  # the progress bar shows the latest validation NDCG@10
+    # TensorBoard: val/* curves start at the first validation, not at a false step-0 point
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert all(e.step > 0 for e in acc.Scalars("val/ndcg@10")) and all(e.step > 0 for e in acc.Scalars("test/ndcg@10"))
+    assert "hp/test_ndcg@10" in acc.Tags()["scalars"]
+
+
+def test_progress_bar_shows_validation_and_time_left(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from embfreq.callbacks import RunProgressBar
+
+    monkeypatch.setattr(TQDMProgressBar, "get_metrics", lambda self, t, m: {"v_num": 0, "train/loss": "0.5"})
+    bar = RunProgressBar()
+    bar._t0, bar._epoch0 = time.monotonic() - 100.0, 0  # 100 s for 10 epochs
+    trainer = SimpleNamespace(current_epoch=10, max_epochs=40)
+    items = bar.get_metrics(trainer, SimpleNamespace(last_val={"val/ndcg@10": 0.04321}))
+    assert items["val_ndcg@10"] == "0.0432" and "v_num" not in items and items["train/loss"] == "0.5"
+    assert items["eta"] in ("4m59s", "5m00s")  # 30 epochs left at 10 s each
 
 
 def test_ddp_two_processes_match_one_process(tiny, tmp_path):
