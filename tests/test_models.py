@@ -421,3 +421,30 @@ def test_nan_loss_fails_the_run(tiny, tmp_path, monkeypatch):
         run_job(tiny_cfg(path, cache), run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "failed" and "diverged" in m["error"] and "test" not in m
+
+
+@pytest.mark.parametrize("cls,extra", [(SASRec, {}), (MFBPR, {"num_users": None}), (GRU4Rec, {})])
+@pytest.mark.parametrize("neighbours", ["all", "outside_band"])
+def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neighbours):
+    """`Model.load_from_checkpoint(path)` alone rebuilds the model, band table included: the same
+    effective item table and the same scores as the saved model."""
+    import pytorch_lightning as pl
+
+    path, cache = tiny
+    dm = _dm(path, cache, sampling="pair" if cls is MFBPR else "seq")
+    kw = {"num_users": dm.num_users} if "num_users" in extra else {"maxlen": 8}
+    torch.manual_seed(0)
+    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3,
+                neighbours=neighbours, **kw)
+    assert model.items.band_nnz > 0
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = cls.load_from_checkpoint(ckpt).eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.items.effective_weight(), model.items.effective_weight(), rtol=0, atol=0)
+        b = next(iter(dm.test_dataloader()))
+        torch.testing.assert_close(loaded.score(b), model.score(b), rtol=0, atol=0)
