@@ -32,4 +32,4 @@ step cuda_tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_smoothed_
 step bench_gpu 240 python3 benchmarks/run.py --device "$device" --only beauty:train,beauty:val --workdir /tmp/embfreq-bench
 step bench_syn10m 150 python3 benchmarks/run.py --only syn10m:graph --workdir /tmp/embfreq-bench
 step bf16 90 python3 -m embfreq.train model=sasrec data=beauty trainer=gpu trainer.accelerator="$device" \
-  trainer.precision=bf16-mixed model.max_epochs=2 eval_every=1 analysis=false hydra.run.dir=/tmp/embfreq-bf16
+  trainer.precision=bf16-mixed trainer.max_epochs=2 eval_every=1 analysis=false hydra.run.dir=/tmp/embfreq-bf16

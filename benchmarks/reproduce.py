@@ -1,4 +1,4 @@
-"""Rerun the published-baseline reproductions (conf/experiment/*) and print the README's results table.
+"""Rerun the published-baseline reproductions (embfreq/conf/experiment/*) and print the README's results table.
 
     python benchmarks/reproduce.py [--only sasrec_bce_recboard ...] [--out benchmarks/out/reproduce]
     python benchmarks/reproduce.py --table-only DIR     # print the table of finished runs

@@ -20,7 +20,7 @@ def prepare(cfg: DictConfig) -> dict:
     return {"data": name, **data.stats(), "seconds": round(data.seconds, 4), "cached": data.cached}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         print(json.dumps(prepare(cfg)), flush=True)
@@ -30,4 +30,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # processing only: no run dir, no .hydra/ copy, no log file
+    sys.argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     main()

@@ -74,8 +74,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown model {cfg.model.name!r}; expected one of {MODELS}")
     if cfg.neighbours not in ("all", "outside_band"):
         raise ConfigError(f"neighbours must be 'all' or 'outside_band', got {cfg.neighbours!r}")
-    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.model.max_epochs) < 1:
-        raise ConfigError("eval_every, patience and model.max_epochs must be at least 1")
+    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.trainer.max_epochs) < 1:
+        raise ConfigError("eval_every, patience and trainer.max_epochs must be at least 1")
+    if int(cfg.trainer.max_epochs) < int(cfg.eval_every):
+        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} < eval_every={cfg.eval_every}: the run would "
+                          "never validate (no best checkpoint, no test); lower eval_every")
     if int(cfg.model.net.get("maxlen", 1)) < 1:
         raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
     seed = cfg.seed
@@ -111,41 +114,6 @@ def torch_threads(cfg: DictConfig) -> int | None:
     except Exception:
         pass
     return None
-
-
-class EpochSeed:
-    """Reseeds torch before every training batch from (seed, epoch, batch, rank), so a resumed run continues identically.
-
-    Per batch, not per epoch: Lightning creates the train dataloader iterator (which draws from the
-    torch RNG) after `on_train_epoch_start` in a fresh epoch but before it in the first epoch after a
-    resume, so an epoch-start seed gave the resumed epoch other dropout masks.
-    """
-
-    def __new__(cls, seed: int):
-        import numpy as np
-        import pytorch_lightning as pl
-
-        class _EpochSeed(pl.Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                key = [seed & 0xFFFFFFFF, trainer.current_epoch, batch_idx, trainer.global_rank]
-                torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
-
-        return _EpochSeed()
-
-
-class KeepStopped:
-    """On resume, a run that early stopping had ended (and that died before writing its results) trains no further."""
-
-    def __new__(cls, stop_cb):
-        import pytorch_lightning as pl
-
-        class _KeepStopped(pl.Callback):
-            def on_train_start(self, trainer, pl_module):
-                # Lightning restores EarlyStopping's counters but not trainer.should_stop
-                if stop_cb.wait_count >= stop_cb.patience:
-                    trainer.should_stop = True
-
-        return _KeepStopped()
 
 
 RUN_STATE = "run_state.json"
@@ -245,21 +213,24 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     stop_cb = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=int(cfg.patience),
                             check_on_train_epoch_end=False)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    from embfreq.callbacks import EpochSeed, KeepStopped, RunProgressBar
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
-    trainer = pl.Trainer(
-        plugins=[AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
-        max_epochs=int(cfg.model.max_epochs),
-        check_val_every_n_epoch=int(cfg.eval_every),
-        callbacks=[best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)],
-        logger=logger,
-        deterministic=cfg.get("deterministic", "warn"),
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-        log_every_n_steps=10,
+    trainer_args = {
+        "plugins": [AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
+        "check_val_every_n_epoch": int(cfg.eval_every),
+        "callbacks": [best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)]
+        + ([RunProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+        "logger": logger,
+        "deterministic": cfg.get("deterministic", "warn"),
+        "use_distributed_sampler": False,
+        "num_sanity_val_steps": 0,
+        "enable_model_summary": False,
+        "log_every_n_steps": 10,
+        # trainer.* from the config last: any Trainer argument, +trainer.X=... included, is the user's
         **OmegaConf.to_container(cfg.trainer, resolve=True),
-    )
+    }
+    trainer = pl.Trainer(**trainer_args)
     t1 = time.time()
     resume_from = ckpt_dir / "last.ckpt" if cfg.get("resume") else None
     if resume_from is not None and not resume_from.is_file():
@@ -327,7 +298,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         test_targets = dm.data.split.test
         freq = dm.data.item_freq
         write_test_users(run_dir, ranks, test_targets, freq[test_targets])
-        logger.log_hyperparams(hparams(cfg, result), {**test, **{k: v for k, v in val.items()}})
+        # HPARAMS-tab metrics under hp/: under their own names they would add a false step-0 point
+        # to the val/* and test/* curves
+        logger.log_hyperparams(hparams(cfg, result), {f"hp/{k.replace('/', '_')}": v for k, v in {**test, **val}.items()})
         if cfg.analysis:
             from embfreq.analysis.run import analyze_model
 
@@ -431,13 +404,31 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     return old, run_dir
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def quiet_libraries() -> None:
+    """The CLI shows embfreq's own messages and warnings; Lightning's start-up notes and tips, and
+    warnings about library internals, go."""
+    import warnings
+
+    for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning.pytorch",
+                 "lightning.pytorch.utilities.rank_zero", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (r".*Sparse CSR tensor support is in beta.*", r".*treespec, LeafSpec.*is deprecated.*",
+                    r".*is smaller than the logging interval.*", r".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    quiet_libraries()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.get("resume"):
+            extra = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+            if extra:  # the run continues with its own config.yaml; another value would be silently lost
+                raise UserError(f"resume= continues the run with its own config; it takes no other overrides "
+                                f"(got {' '.join(extra)}); start a new run to change settings")
             cfg, run_dir = resume_config(cfg)
         result = run_job(cfg, run_dir)
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
@@ -447,5 +438,15 @@ def main(cfg: DictConfig) -> float | None:
     return result.get("val", {}).get("val/ndcg@10")
 
 
+def _resume_run_dir_args(argv: list[str]) -> list[str]:
+    """`resume=<dir>` continues in that dir: Hydra must not make a new run dir (nor overwrite the
+    run's .hydra/ record) for it; its log goes on in the run's own log file."""
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
+    if len(dirs) != 1 or any(a.startswith(("-m", "--multirun")) for a in argv) or not dirs[0]:
+        return []
+    return [f"hydra.run.dir={dirs[0]}", "hydra.output_subdir=null"]
+
+
 if __name__ == "__main__":
+    sys.argv += _resume_run_dir_args(sys.argv[1:])
     main()

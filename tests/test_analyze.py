@@ -55,7 +55,7 @@ def run(tmp_path_factory):
     env = env_with(base / "cache")
     run_dir = base / "run"
     p = run_cli(["-m", "embfreq.train", "data=custom", f"data.path={data}", "data.min_user_interactions=0",
-                 "data.min_item_interactions=0", "model.max_epochs=2", "eval_every=1", "model.batch_size=32",
+                 "data.min_item_interactions=0", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=32",
                  "model.net.embedding_dim=16", "trainer=cpu", "threads=1", f"hydra.run.dir={run_dir}"], env)
     assert p.returncode == 0, p.stderr[-3000:]
     return {"dir": run_dir, "data": data, "env": env, "base": base}

@@ -27,7 +27,7 @@ from embfreq.errors import ConfigError, DataError, UserError
 from embfreq.train import resume_config, run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
-BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "model.max_epochs=2",
+BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=2",
         "eval_every=1", "model.batch_size=32", "model.net.embedding_dim=16", "trainer=cpu", "analysis=false"]
 
 
@@ -90,7 +90,8 @@ CONFIG_CASES = {
     "nan_lower_freq": (["lower_freq=nan"], r"lower_freq must be a number or null, got nan"),
     "maxlen_zero": (["model.net.maxlen=0"], r"maxlen must be at least 1"),
     "eval_every_zero": (["eval_every=0"], r"must be at least 1"),
-    "max_epochs_zero": (["model.max_epochs=0"], r"must be at least 1"),
+    "max_epochs_zero": (["trainer.max_epochs=0"], r"must be at least 1"),
+    "never_validates": (["trainer.max_epochs=3", "eval_every=5"], r"trainer.max_epochs=3 < eval_every=5: the run would never validate"),
     "unknown_neighbours": (["neighbours=some"], r"neighbours must be 'all' or 'outside_band'"),
     "unknown_model_name": (["model.name=foo"], r"unknown model 'foo'"),
     "negative_seed": (["seed=-1"], r"seed must be a non-negative integer"),
@@ -447,6 +448,7 @@ def test_results_are_written_atomically(monkeypatch, tmp_path):
 CLI_CASES = {  # few: each pays the interpreter and torch start-up; the in-process tests above cover the rest
     "inverted_band": ["lower_freq=10", "upper_freq=5"],
     "resume_truncated_checkpoint": ["resume={truncated}"],
+    "resume_with_override": ["resume={truncated}", "trainer.max_epochs=4"],
     "unknown_model": ["model=foo"],
 }
 
@@ -464,8 +466,8 @@ def cli(tiny, finished_run, tmp_path_factory):
     procs = {}
     for name, extra in CLI_CASES.items():
         extra = [a.format(truncated=truncated) for a in extra]
-        args = [sys.executable, "-m", "embfreq.train", *BASE, f"data.path={tiny[0]}", *extra,
-                f"hydra.run.dir={root / name}"]
+        base = [] if extra[0].startswith("resume=") else [*BASE, f"data.path={tiny[0]}"]  # resume: its own config
+        args = [sys.executable, "-m", "embfreq.train", *base, *extra, f"hydra.run.dir={root / name}"]
         procs[name] = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
     out = {}
@@ -485,6 +487,7 @@ def cli(tiny, finished_run, tmp_path_factory):
 CLI_ERRORS = {
     "inverted_band": r"lower_freq=10 > upper_freq=5",
     "resume_truncated_checkpoint": r"unreadable checkpoint",
+    "resume_with_override": r"takes no other overrides \(got trainer.max_epochs=4\)",
 }
 
 
@@ -498,7 +501,7 @@ def test_cli_one_line_exit_2(cli, case):
     assert len(errors) == 1 and re.search(match, errors[0]), stderr
     assert stderr.strip().splitlines()[-1] == errors[0]  # the last thing said, not buried in warnings
     assert not (run_dir / "metrics.json").exists()
-    if case == "resume_truncated_checkpoint":
+    if case.startswith("resume"):
         assert not (cli["truncated"] / "metrics.json").exists()
 
 

@@ -367,3 +367,24 @@ def test_result_files_get_ordinary_permissions(tmp_path):
         os.umask(old)
     for name in ("items.csv", "metrics.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_exact_duplicate_interactions_are_reported_and_can_be_dropped(tmp_path, caplog):
+    """Same user, item and time twice: a warning with the count; drop_duplicates=true removes the
+    repeat, so validation and test are no longer the same interaction."""
+    f = tmp_path / "dup.csv"
+    rows = [("a", "1", 1), ("a", "2", 2), ("a", "3", 3), ("a", "4", 4), ("a", "4", 4),
+            ("b", "1", 1), ("b", "2", 2), ("b", "3", 3), ("b", "5", 3)]  # b: same time, other item: fine
+    f.write_text("user,item,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    with caplog.at_level("WARNING"):
+        kept = load_processed(path=str(f), format="csv")
+    assert "1 exact duplicate interactions" in caplog.text
+    a = list(kept.seqs.user_ids).index("a")
+    assert kept.split.valid[a] == kept.split.test[a]  # the failure mode being reported
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        dropped = load_processed(path=str(f), format="csv", drop_duplicates=True)
+    assert "dropped 1 exact duplicate" in caplog.text
+    a = list(dropped.seqs.user_ids).index("a")
+    assert dropped.split.valid[a] != dropped.split.test[a]
+    assert len(dropped.seqs.items) == len(kept.seqs.items) - 1

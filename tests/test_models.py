@@ -28,7 +28,7 @@ def tiny_cfg(path, cache, overrides=()):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[
             "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"cache_dir={cache}", "model.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
+            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
             "trainer=cpu", "analysis=false", *overrides])
 
 
@@ -148,7 +148,7 @@ def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=32",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=32",
          "trainer=cpu", f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -156,6 +156,34 @@ def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["status"] == "ok" and m["lower_freq"] == 0 and m["upper_freq"] == 5
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "items.csv").is_file()
+    said = out.stdout + out.stderr
+    for noise in ("GPU available", "Tip:", "Sparse CSR tensor support", "is deprecated", "logging interval"):
+        assert noise not in said, noise  # library chatter is silenced in the CLI
+    assert "val_ndcg@10=" in said  # the progress bar shows the latest validation NDCG@10
+    # TensorBoard: val/* curves start at the first validation, not at a false step-0 point
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert all(e.step > 0 for e in acc.Scalars("val/ndcg@10")) and all(e.step > 0 for e in acc.Scalars("test/ndcg@10"))
+    assert "hp/test_ndcg@10" in acc.Tags()["scalars"]
+
+
+def test_progress_bar_shows_validation_and_time_left(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from embfreq.callbacks import RunProgressBar
+
+    monkeypatch.setattr(TQDMProgressBar, "get_metrics", lambda self, t, m: {"v_num": 0, "train/loss": "0.5"})
+    bar = RunProgressBar()
+    bar._t0, bar._epoch0 = time.monotonic() - 100.0, 0  # 100 s for 10 epochs
+    trainer = SimpleNamespace(current_epoch=10, max_epochs=40)
+    items = bar.get_metrics(trainer, SimpleNamespace(last_val={"val/ndcg@10": 0.04321}))
+    assert items["val_ndcg@10"] == "0.0432" and "v_num" not in items and items["train/loss"] == "0.5"
+    assert items["eta"] in ("4m59s", "5m00s")  # 30 epochs left at 10 s each
 
 
 def test_ddp_two_processes_match_one_process(tiny, tmp_path):
@@ -167,7 +195,7 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "model.max_epochs=1", "eval_every=1", "model.batch_size=16",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=16",
          "eval.batch_size=8", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "analysis=false",
          f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=600)
@@ -371,3 +399,52 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
     assert got.dtype == torch.float32 and torch.equal(got, want) and torch.equal(got_buf, want)
     with torch.no_grad():  # a float64 model keeps float64 scores
         assert model.double().score(b).dtype == model.score(b, reuse_buffer=True).dtype == torch.float64
+
+
+def test_nan_loss_fails_the_run(tiny, tmp_path, monkeypatch):
+    """A NaN training loss ends the run as failed with the reason; no ok result from NaN scores."""
+    from embfreq.errors import TrainingDiverged
+    from embfreq.train import run_job
+
+    path, cache = tiny
+    calls = {"n": 0}
+    real = SASRec.training_loss
+
+    def diverging(self, batch):
+        calls["n"] += 1
+        loss = real(self, batch)
+        return loss * float("nan") if calls["n"] >= 3 else loss
+
+    monkeypatch.setattr(SASRec, "training_loss", diverging)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="training diverged: loss nan at epoch 0, batch 2"):
+        run_job(tiny_cfg(path, cache), run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "failed" and "diverged" in m["error"] and "test" not in m
+
+
+@pytest.mark.parametrize("cls,extra", [(SASRec, {}), (MFBPR, {"num_users": None}), (GRU4Rec, {})])
+@pytest.mark.parametrize("neighbours", ["all", "outside_band"])
+def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neighbours):
+    """`Model.load_from_checkpoint(path)` alone rebuilds the model, band table included: the same
+    effective item table and the same scores as the saved model."""
+    import pytorch_lightning as pl
+
+    path, cache = tiny
+    dm = _dm(path, cache, sampling="pair" if cls is MFBPR else "seq")
+    kw = {"num_users": dm.num_users} if "num_users" in extra else {"maxlen": 8}
+    torch.manual_seed(0)
+    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3,
+                neighbours=neighbours, **kw)
+    assert model.items.band_nnz > 0
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = cls.load_from_checkpoint(ckpt).eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.items.effective_weight(), model.items.effective_weight(), rtol=0, atol=0)
+        b = next(iter(dm.test_dataloader()))
+        torch.testing.assert_close(loaded.score(b), model.score(b), rtol=0, atol=0)

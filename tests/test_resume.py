@@ -49,7 +49,7 @@ def _env(cache: Path) -> dict:
 
 
 def _cli(path: Path, run_dir: Path, extra=()) -> list[str]:
-    return [sys.executable, "-m", "embfreq.train", *RUN_ARGS, f"data.path={path}", f"model.max_epochs={MAX_EPOCHS}",
+    return [sys.executable, "-m", "embfreq.train", *RUN_ARGS, f"data.path={path}", f"trainer.max_epochs={MAX_EPOCHS}",
             f"hydra.run.dir={run_dir}", *extra]
 
 
@@ -98,7 +98,7 @@ def test_sigkilled_run_resumes_to_identical_metrics(data, tmp_path, caplog):
     try:
         # The uninterrupted reference runs in this process meanwhile (same config, threads=1 in both, so
         # the floats are comparable bit for bit).
-        run_job(_cfg(path, cache, [f"model.max_epochs={MAX_EPOCHS}"]), full_dir)
+        run_job(_cfg(path, cache, [f"trainer.max_epochs={MAX_EPOCHS}"]), full_dir)
         watcher.join(TIMEOUT)
         victim.wait(timeout=30)
     finally:
@@ -111,7 +111,7 @@ def test_sigkilled_run_resumes_to_identical_metrics(data, tmp_path, caplog):
     # Killed mid-training: no results at all, not a half-written or premature metrics.json.
     assert not (killed_dir / "metrics.json").exists()
     assert not list(killed_dir.glob(".metrics.json.*"))
-    assert OmegaConf.load(killed_dir / "config.yaml").model.max_epochs == MAX_EPOCHS
+    assert OmegaConf.load(killed_dir / "config.yaml").trainer.max_epochs == MAX_EPOCHS
 
     # Resume in this process: the CLI's `resume=` path (resume_config, then run_job) minus the interpreter
     # start-up; test_bad_inputs.py runs `resume=` through the real CLI.
@@ -146,8 +146,14 @@ def test_sigterm_records_an_interrupted_run_that_exits_nonzero_and_resumes(data,
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "interrupted" and "SIGTERM" in m["error"] and f"resume={run_dir}" in m["resume"]
     assert "continue with: python -m embfreq.train resume=" in _tail(log)
-    _resume_in_process(run_dir)
+    # the printed command, through the CLI: it finishes the run in its own dir and makes no other
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    p = subprocess.run([sys.executable, "-m", "embfreq.train", f"resume={run_dir}"], cwd=elsewhere,
+                       env=_env(cache), capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-3000:]
     assert _metrics(run_dir)["epochs_trained"] == MAX_EPOCHS
+    assert list(elsewhere.iterdir()) == []
 
 
 # -- in-process runs: same code path as the CLI (run_job), without the interpreter start-up -----------------
@@ -165,7 +171,7 @@ def test_same_seed_same_metrics_other_seed_differs(data, tmp_path):
     path, cache = data
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        run_job(_cfg(path, cache, [f"seed={seed}", "model.max_epochs=2", "eval_every=1"]), tmp_path / name)
+        run_job(_cfg(path, cache, [f"seed={seed}", "trainer.max_epochs=2", "eval_every=1"]), tmp_path / name)
         runs[name] = _metrics(tmp_path / name)
     assert runs["a"]["test"] == runs["b"]["test"] and runs["a"]["val"] == runs["b"]["val"]
     assert runs["a"]["test"] != runs["c"]["test"]
@@ -175,7 +181,7 @@ def test_resume_after_early_stop_trains_no_further(data, tmp_path):
     """A run that early stopping ended, then died before writing metrics.json (e.g. during the test pass),
     resumes to the same result: Lightning restores EarlyStopping's counters but not trainer.should_stop."""
     path, cache = data
-    cfg = _cfg(path, cache, ["model.max_epochs=40", "eval_every=1", "patience=1", "model.net.lr=0.05"])
+    cfg = _cfg(path, cache, ["trainer.max_epochs=40", "eval_every=1", "patience=1", "model.net.lr=0.05"])
     run = tmp_path / "run"
     run_job(cfg, run)
     done = _metrics(run)
@@ -191,7 +197,7 @@ def test_resume_of_finished_run_repeats_its_result(data, tmp_path):
     """Resuming a run that had finished (last.ckpt at max_epochs) trains nothing and rewrites the same result."""
     path, cache = data
     run = tmp_path / "run"
-    run_job(_cfg(path, cache, ["model.max_epochs=2", "eval_every=1"]), run)
+    run_job(_cfg(path, cache, ["trainer.max_epochs=2", "eval_every=1"]), run)
     first = _metrics(run)
     ck_before = (run / "checkpoints" / "last.ckpt").read_bytes()
     _resume_in_process(run)
@@ -212,7 +218,7 @@ def test_resume_refuses_a_changed_config_or_data(data, tmp_path, change):
     local = tmp_path / "data.txt"
     local.write_text(path.read_text())
     run_dir = tmp_path / "run"
-    run_job(_cfg(local, cache, ["model.max_epochs=2"]), run_dir)
+    run_job(_cfg(local, cache, ["trainer.max_epochs=2"]), run_dir)
     if change == "config":
         cfg_file = run_dir / "config.yaml"
         cfg_file.write_text(cfg_file.read_text().replace("lr: 0.001", "lr: 0.01"))

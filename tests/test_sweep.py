@@ -22,7 +22,7 @@ STUDY_BANDS = {"baseline": (None, None), "b0_0": (0, 0), "b0_5": (0, 5), "b5_20"
 
 def tiny_args(path, epochs=1):
     return ["data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"model.max_epochs={epochs}", "eval_every=1", "model.batch_size=32", "eval.batch_size=64",
+            f"trainer.max_epochs={epochs}", "eval_every=1", "model.batch_size=32", "eval.batch_size=64",
             "analysis=false", "trainer=cpu"]
 
 
@@ -188,8 +188,8 @@ def test_submitit_local_sweep_completes(tmp_path, data_file):
 
 @pytest.mark.slow
 def test_study_sweep_launches_every_job(tmp_path):
-    # model.max_epochs=0 fails each job at its config check, before any data: only the launch is tested
-    sweep_dir, out = sweep(tmp_path, "+sweep=study", "model.max_epochs=0", "seed=1")
+    # trainer.max_epochs=0 fails each job at its config check, before any data: only the launch is tested
+    sweep_dir, out = sweep(tmp_path, "+sweep=study", "trainer.max_epochs=0", "seed=1")
     ms = runs(sweep_dir)
     assert len(ms) == 12 and all(m["status"] == "failed" for m in ms.values())
     assert {(m["model"], m["lower_freq"], m["upper_freq"]) for m in ms.values()} == {

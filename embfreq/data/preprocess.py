@@ -92,8 +92,13 @@ def build_sequences(
     min_rating: float | None = None,
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
+    drop_duplicates: bool = False,
 ) -> Sequences:
-    """Filter and order raw interactions (a `RawInteractions`) into per-user sequences."""
+    """Filter and order raw interactions (a `RawInteractions`) into per-user sequences.
+
+    Exact duplicates (same user, item and timestamp) are reported, and dropped with
+    `drop_duplicates` (RecBole's `rm_dup_inter`): kept, a duplicated last interaction makes the
+    validation target equal the test target."""
     users_raw, items_raw = raw.users, raw.items
     n = len(users_raw)
     keep = np.ones(n, dtype=bool)
@@ -109,6 +114,8 @@ def build_sequences(
     else:
         order = np.lexsort((raw.timestamps, u))
     order = order[keep[order]]
+    if raw.timestamps is not None:
+        order = _handle_duplicates(order, u, i, raw.timestamps, drop_duplicates, raw.source)
     u, i = u[order], i[order]
     kept = k_core(u, i, min_user_interactions, min_item_interactions)
     u, i = u[kept], i[kept]
@@ -128,6 +135,29 @@ def build_sequences(
         ptr=ptr,
         items=(i + 1).astype(np.int64),
     )
+
+
+def _handle_duplicates(order: np.ndarray, u: np.ndarray, i: np.ndarray, t: np.ndarray, drop: bool,
+                       source: str) -> np.ndarray:
+    """`order` (sorted by user, then time) without the repeats of an exact (user, item, time) row
+    when `drop`; either way their number is logged as a warning."""
+    if len(order) < 2:
+        return order
+    # equal (user, time) runs are adjacent in `order`; sort each run by item to find repeats
+    o = order[np.lexsort((i[order], t[order], u[order]))]
+    dup = np.zeros(len(o), dtype=bool)
+    dup[1:] = (u[o][1:] == u[o][:-1]) & (t[o][1:] == t[o][:-1]) & (i[o][1:] == i[o][:-1])
+    n = int(dup.sum())
+    if not n:
+        return order
+    if not drop:
+        log.warning("%s: %d exact duplicate interactions (same user, item and time); a repeated last "
+                    "interaction makes validation equal test. data.drop_duplicates=true drops them", source, n)
+        return order
+    log.warning("%s: dropped %d exact duplicate interactions (same user, item and time)", source, n)
+    gone = np.zeros(len(u), dtype=bool)
+    gone[o[dup]] = True
+    return order[~gone[order]]
 
 
 def drop_short_users(seqs: Sequences, min_length: int = 3) -> tuple[Sequences, int]:

@@ -107,9 +107,10 @@ def process(
     min_item_interactions: int = 0,
     normalization: str = "left",
     max_neighbours: int | None = None,
+    drop_duplicates: bool = False,
 ) -> ProcessedData:
     """Raw interactions -> filtered sequences -> leave-one-out split -> item statistics (training part only)."""
-    seqs = build_sequences(raw, min_rating, min_user_interactions, min_item_interactions)
+    seqs = build_sequences(raw, min_rating, min_user_interactions, min_item_interactions, drop_duplicates)
     seqs, dropped = drop_short_users(seqs)
     split = leave_one_out(seqs)
     n = seqs.num_items + 1
@@ -172,6 +173,7 @@ def load_processed(
     min_item_interactions: int = 0,
     normalization: str = "left",
     max_neighbours: int | None = None,
+    drop_duplicates: bool = False,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
 ) -> ProcessedData:
@@ -192,6 +194,7 @@ def load_processed(
         "min_item_interactions": min_item_interactions,
         "normalization": normalization,
         "max_neighbours": max_neighbours,
+        "drop_duplicates": bool(drop_duplicates),
     }
     key = (cache.cache_key({"source_sha256": sha256_file(src), "processing": PROCESSING_VERSION, **params})
            if use_cache and cache_dir and _usable_cache_dir(Path(cache_dir)) else None)
@@ -204,7 +207,8 @@ def load_processed(
                     arrays, cached=True, seconds=time.perf_counter() - t0, source=meta.get("source", str(src))
                 )
         raw = read_interactions(src, format, sep=sep, **{f"{k}_col": v for k, v in columns.items()})
-        data = process(raw, min_rating, min_user_interactions, min_item_interactions, normalization, max_neighbours)
+        data = process(raw, min_rating, min_user_interactions, min_item_interactions, normalization, max_neighbours,
+                       drop_duplicates)
         data.source = str(src)
         if key is not None:
             try:

@@ -32,6 +32,19 @@ class RankingModel(pl.LightningModule):
         self.test_metrics = RankingMetrics(ks, prefix="test/")
         self.test_item_metrics = PerItemMetrics(num_items + 1, k=10)
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):
+        """Lightning's loader; `item_freq` and the item graph need not be given: the checkpoint holds
+        the frequencies and the item table's sparse operator as state."""
+        if "item_freq" not in kwargs or "operator" not in kwargs:
+            sd = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+            freq = sd["items.item_freq"]
+            n = freq.shape[0]
+            kwargs.setdefault("item_freq", freq)
+            kwargs.setdefault("operator", torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), [], (n, n)))
+        kwargs.setdefault("weights_only", True)  # tensors and plain values only
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
+
     # -- to implement -------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError

@@ -259,7 +259,20 @@ class SmoothedItemEmbedding(nn.Module):
                 state_dict.pop(prefix + name, None)
             for name in self._Q_BUFFERS:
                 state_dict[prefix + name] = getattr(self, name)
+        elif self._same_band(state_dict, prefix):
+            # Q is state: a module built without the graph (see `RankingModel.load_from_checkpoint`)
+            # takes the saved one, whatever its number of entries
+            for name in self._Q_BUFFERS:
+                saved = state_dict.get(prefix + name)
+                if saved is not None and saved.shape != getattr(self, name).shape:
+                    self._buffers[name] = torch.empty_like(saved, device=getattr(self, name).device)
+            self._cache = None
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    def _same_band(self, state_dict, prefix) -> bool:
+        freq, band = state_dict.get(prefix + "item_freq"), state_dict.get(prefix + "in_band")
+        return (freq is not None and band is not None and freq.shape == self.item_freq.shape
+                and band.shape == self.in_band.shape and bool((band.to(self.in_band.device) == self.in_band).all()))
 
     def clear_cache(self) -> None:
         """Drop the eval-mode table (needed only after editing ``weight.data`` in place)."""

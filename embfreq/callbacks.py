@@ -1,0 +1,68 @@
+"""Lightning callbacks of a training run: per-batch reseeding, early-stop state across a resume, and
+a progress bar that shows the latest validation NDCG@10 and the time left."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+
+class EpochSeed(pl.Callback):
+    """Reseeds torch before every training batch from (seed, epoch, batch, rank), so a resumed run
+    continues identically.
+
+    Per batch, not per epoch: Lightning creates the train dataloader iterator (which draws from the
+    torch RNG) after `on_train_epoch_start` in a fresh epoch but before it in the first epoch after a
+    resume, so an epoch-start seed gave the resumed epoch other dropout masks.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        key = [self.seed & 0xFFFFFFFF, trainer.current_epoch, batch_idx, trainer.global_rank]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+
+
+class KeepStopped(pl.Callback):
+    """On resume, a run that early stopping had ended (and that died before writing its results)
+    trains no further: Lightning restores EarlyStopping's counters but not `trainer.should_stop`."""
+
+    def __init__(self, stop_cb):
+        self.stop_cb = stop_cb
+
+    def on_train_start(self, trainer, pl_module):
+        if self.stop_cb.wait_count >= self.stop_cb.patience:
+            trainer.should_stop = True
+
+
+class RunProgressBar(TQDMProgressBar):
+    """Lightning's bar plus the last validation NDCG@10 and an estimate of the time left to
+    max_epochs (early stopping may end the run sooner)."""
+
+    def on_train_start(self, trainer, pl_module):
+        super().on_train_start(trainer, pl_module)
+        self._t0, self._epoch0 = time.monotonic(), trainer.current_epoch
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        val = getattr(pl_module, "last_val", {}).get("val/ndcg@10")
+        if val is not None:
+            items["val_ndcg@10"] = f"{val:.4f}"
+        done = trainer.current_epoch - getattr(self, "_epoch0", trainer.current_epoch)
+        left = (trainer.max_epochs or 0) - trainer.current_epoch
+        if done > 0 and left > 0:
+            per_epoch = (time.monotonic() - self._t0) / done
+            items["eta"] = _duration(per_epoch * left)
+        return items
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
