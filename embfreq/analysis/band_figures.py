@@ -37,6 +37,10 @@ def _fmt(v) -> str:
     return "inf" if v is None else (str(int(v)) if float(v).is_integer() else f"{v:g}")
 
 
+def _pct(x: float) -> str:
+    return f"{x:+.0f}" if abs(x) >= 1 else f"{x:+.1f}"
+
+
 def _style(ax) -> None:
     ax.tick_params(labelsize=FONT)
     ax.grid(alpha=0.25, lw=0.5)
@@ -53,7 +57,7 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
     data = np.full((len(lowers), len(uppers)), np.nan)
     for r in recs:
         data[lowers.index(r["lower_freq"]), uppers.index(r["upper_freq"])] = 100 * r["delta_ndcg10"] / r["baseline_ndcg10"]
-    fig = _figure(COLUMN, 0.9 + 0.48 * len(lowers))
+    fig = _figure(max(COLUMN, 1.3 + 0.62 * len(uppers)), 0.9 + 0.48 * len(lowers))
     ax = fig.add_subplot()
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", norm=TwoSlopeNorm(0, -lim - 1e-9, lim + 1e-9), aspect="auto")
@@ -63,7 +67,9 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
         base = r["baseline_ndcg10"]
         txt = f"{data[i, j]:+.1f}%"
         if r.get("delta_ci_low") is not None:
-            txt += f"{'*' if r.get('significant') else ''}\n[{100 * r['delta_ci_low'] / base:+.1f}, {100 * r['delta_ci_high'] / base:+.1f}]"
+            # whole percents: the interval must fit its cell at one column width
+            lo, hi = (_pct(100 * r[k] / base) for k in ("delta_ci_low", "delta_ci_high"))
+            txt += f"{'*' if r.get('significant') else ''}\n[{lo}, {hi}]"
         dark = abs(data[i, j]) > 0.6 * lim
         ax.text(j, i, txt, ha="center", va="center", fontsize=FONT - 1.5, color="white" if dark else "black")
     ax.set_xticks(range(len(uppers)), [_fmt(v) for v in uppers], fontsize=FONT)
@@ -98,9 +104,15 @@ def frontier(recs: list[dict], title: str, stem: Path) -> list[Path]:
         err = np.nan_to_num(np.vstack([y - lo, hi - y]))
         ax.errorbar(x, y, yerr=err, fmt="-o" if mode == "all" else "--s", ms=3.5, lw=0.9, capsize=2,
                     color=f"C{k}", label=f"neighbours={mode}")
-        for xi, yi, r in zip(x, y, rs):
-            ax.annotate(r["band"], (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=FONT - 2, color=f"C{k}")
-    ax.set_xlabel("items without an own vector (% of items)", fontsize=FONT)
+        for n, (xi, yi, r) in enumerate(zip(x, y, rs)):  # labels alternate above and below: neighbours are close
+            ax.annotate(r["band"], (xi, yi), xytext=(3, 4 if n % 2 == 0 else -9), textcoords="offset points",
+                        fontsize=FONT - 2, color=f"C{k}")
+    # bands hold from a fraction of a percent (hot items) to most items (cold ones)
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    ax.set_xlim(-0.2, 130)
+    ticks = [0, 1, 3, 10, 30, 100]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("items without an own vector (% of items, symlog)", fontsize=FONT)
     ax.set_ylabel("test NDCG@10", fontsize=FONT)
     ax.set_title(title, fontsize=FONT)
     _style(ax)
