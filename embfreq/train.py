@@ -119,12 +119,16 @@ def torch_threads(cfg: DictConfig) -> int | None:
 RUN_STATE = "run_state.json"
 
 
-def check_or_record_run_state(run_dir: Path, data_fingerprint: str, resuming: bool) -> None:
-    """A fresh run records what it trains on (its config.yaml and its data); a resume must find both
-    unchanged, else the checkpoint's optimiser and batches would belong to another experiment."""
-    from embfreq.io import sha256_file
+def check_or_record_run_state(run_dir: Path, cfg: DictConfig, data_fingerprint: str) -> None:
+    """A fresh run records what it trains on (its resolved config and its data); a resume must find
+    both unchanged, else the checkpoint's optimiser and batches would belong to another experiment."""
+    import hashlib
 
-    state = {"config_sha256": sha256_file(run_dir / "config.yaml"), "data_fingerprint": data_fingerprint}
+    resuming = bool(cfg.get("resume"))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("resume", None)  # the one key a resume sets
+    config_sha = hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(plain)).encode()).hexdigest()
+    state = {"config_sha256": config_sha, "data_fingerprint": data_fingerprint}
     path = run_dir / RUN_STATE
     if not resuming or not path.is_file():  # runs from before this record resume unchecked
         write_json(path, state)
@@ -203,7 +207,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     t_data = time.time() - t0
     log.info("data: %s in %.2fs", "loaded from cache" if dm.data.cached else "parsed", t_data)
     if _rank_zero():
-        check_or_record_run_state(run_dir, dm.data.fingerprint(), resuming=bool(cfg.get("resume")))
+        check_or_record_run_state(run_dir, cfg, dm.data.fingerprint())
     model = build_model(cfg, dm)
     ckpt_dir = run_dir / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/ndcg@10", mode="max",

@@ -90,8 +90,12 @@ def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, 
             assert r["band"] == "baseline" and r["delta_ndcg@10"] == ""
         else:
             assert float(r["delta_ndcg@10"]) == pytest.approx(m["test"]["test/ndcg@10"] - base["test"]["test/ndcg@10"])
-    assert {p.name for p in rep.files} >= {"runs.csv", "summary.csv", "summary.md", "frontier_sasrec_custom_model.net.num_heads=1.png",
-                                           "heatmap_ndcg10_sasrec_custom_model.net.num_heads=1.png"}
+    names = {p.name for p in rep.files}
+    assert {"runs.csv", "summary.csv", "buckets.csv", "summary.md",
+            "heatmap_ndcg10_sasrec_custom_model.net.num_heads=1.png"} <= names
+    # the band runs of the ok variant have a same-seed baseline with per-user files: paired figures
+    assert {"frontier_sasrec_custom_model.net.num_heads=1.png", "frontier_sasrec_custom_model.net.num_heads=1.pdf",
+            "buckets_sasrec_custom_model.net.num_heads=1.png"} <= names, sorted(names)
 
 
 def tensorboard_hparams_runs(logdir):
@@ -133,8 +137,9 @@ def test_study_sweep_config_lists_the_36_jobs():
             job = compose("train", overrides=["+sweep=study", f"model={model}", f"band={band}", "seed=2"])
             jobs.add((job.model.name, job.data.name, job.lower_freq, job.upper_freq, job.seed))
     assert jobs == {(m, "beauty", *STUDY_BANDS[b], 2) for m, b in itertools.product(params["model"], params["band"])}
-    # the bands also work on their own
-    assert compose_with_hydra(["+band=b100_inf"]).upper_freq is None
+    # the bands also work on their own, without `+` (band is a default group, null unless chosen)
+    hot = compose_with_hydra(["band=b100_inf"])
+    assert (hot.lower_freq, hot.upper_freq) == (100, None)
 
 
 def test_joblib_jobs_divide_the_cores_among_them():

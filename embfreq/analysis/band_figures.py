@@ -26,7 +26,7 @@ def _figure(w: float, h: float):
 def save(fig, stem: Path) -> list[Path]:
     out = []
     for ext, kw in (("png", {"dpi": 200}), ("pdf", {})):
-        path = stem.with_suffix(f".{ext}")
+        path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: names may hold dots (model.net.x=1)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, **kw)
         out.append(path)
