@@ -249,6 +249,7 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     assert row["inband_users"] == "3" and row["rest_users"] == "3"
     assert float(row["delta_ndcg10_inband"]) == pytest.approx(diff[:3].mean())
     assert float(row["delta_ndcg10_rest"]) == pytest.approx(diff[3:].mean())
+    assert float(row["inband_baseline_ndcg10"]) == pytest.approx(nd["base"][:, :3].mean())
     with open(s / "buckets.csv", newline="") as f:
         bk = {r["bucket"]: r for r in csv.DictReader(f)}
     assert {k: v["users"] for k, v in bk.items()} == {"0": "1", "1-5": "2", "21-100": "2", ">100": "1"}

@@ -23,8 +23,8 @@ SUMMARY_COLUMNS = (
     "ndcg10_mean", "ndcg10_std", "hr10_mean", "hr10_std", "baseline_ndcg10", "baseline_hr10",
     "delta_ndcg10", "delta_ci_low", "delta_ci_high", "delta_pct", "significant",
     "delta_hr10", "delta_hr10_ci_low", "delta_hr10_ci_high", "hr10_significant",
-    "inband_users", "delta_ndcg10_inband", "inband_ci_low", "inband_ci_high",
-    "rest_users", "delta_ndcg10_rest", "rest_ci_low", "rest_ci_high", "seconds_mean",
+    "inband_users", "inband_baseline_ndcg10", "delta_ndcg10_inband", "inband_ci_low", "inband_ci_high",
+    "rest_users", "rest_baseline_ndcg10", "delta_ndcg10_rest", "rest_ci_low", "rest_ci_high", "seconds_mean",
 )
 BUCKET_COLUMNS = ("data", "model", "variant", "neighbours", "band", "bucket", "users", "paired_seeds",
                   "delta_ndcg10", "ci_low", "ci_high", "significant")
@@ -154,6 +154,7 @@ def _paired(c: Config, base: Config, buckets: list[dict]) -> dict:
     inband = in_bucket(freq, c.lower_freq, c.upper_freq)
     for name, mask in (("inband", inband), ("rest", ~inband)):
         out[f"{name}_users"] = int(mask.sum())
+        out[f"{name}_baseline_ndcg10"] = float(base_ndcg[:, mask].mean()) if mask.any() else None
         if mask.any():
             part = paired_change(band_ndcg[:, mask], base_ndcg[:, mask])
             out[f"delta_ndcg10_{name}"] = part.delta
@@ -204,7 +205,7 @@ def markdown_summary(records: list[dict]) -> str:
     """The results table: mean ± std over seeds, the paired change with its CI (* significant),
     and the change on in-band targets and on the rest."""
     head = ["data", "model", "band", "neighbours", "items in band", "seeds", "NDCG@10", "HR@10",
-            "Δ NDCG@10 [95% CI]", "Δ in-band targets", "Δ other targets"]
+            "Δ NDCG@10 [95% CI]", "in-band targets: users, baseline, Δ", "other targets: users, baseline, Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in records:
         share = r.get("share_in_band")
@@ -214,9 +215,15 @@ def markdown_summary(records: list[dict]) -> str:
                  r.get("neighbours") or "", inb, r["seeds"],
                  _pm(r["ndcg10_mean"], r["ndcg10_std"]) or f"no ok run ({r.get('runs_not_ok') or 0} not ok)",
                  _pm(r["hr10_mean"], r["hr10_std"]), _ci(r, "delta_ndcg10", "delta_ci", r.get("delta_pct")),
-                 _ci(r, "delta_ndcg10_inband", "inband_ci"), _ci(r, "delta_ndcg10_rest", "rest_ci")]
+                 _part(r, "inband"), _part(r, "rest")]
         lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _part(r: dict, name: str) -> str:
+    if r.get(f"delta_ndcg10_{name}") is None:
+        return ""
+    return f"{r[f'{name}_users']:,}, {r[f'{name}_baseline_ndcg10']:.4f}, " + _ci(r, f"delta_ndcg10_{name}", f"{name}_ci")
 
 
 def _pm(m, s) -> str:
