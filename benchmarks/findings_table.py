@@ -1,0 +1,63 @@
+"""Print the README's Findings table (one dataset, SASRec and MF-BPR side by side) from a results
+page's summary.csv, so the README's numbers come from committed files.
+
+    python benchmarks/findings_table.py [docs/results/bands/summary.csv] [--data beauty_1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+BANDS = ("[0, 0]", "[0, 5]", "[0, 20]", "[5, 5]", "[5, 20]", "[10, 20]", "[20, 100]", "[100, inf)")
+MODELS = ("sasrec", "mf_bpr")
+
+
+def num(r: dict, key: str) -> float | None:
+    return float(r[key]) if r.get(key) not in (None, "") else None
+
+
+def change(r: dict) -> str:
+    base = num(r, "baseline_ndcg10")
+    lo, hi = 100 * num(r, "delta_ci_low") / base, 100 * num(r, "delta_ci_high") / base
+    star = "*" if r["significant"] == "yes" else ""
+    return f"{100 * num(r, 'delta_ndcg10') / base:+.1f}% [{lo:+.1f}, {hi:+.1f}]{star}"
+
+
+def in_band(r: dict) -> str:
+    star = "*" if num(r, "inband_ci_low") > 0 or num(r, "inband_ci_high") < 0 else ""
+    return f"{num(r, 'inband_baseline_ndcg10'):.4f} → {num(r, 'delta_ndcg10_inband'):+.4f}{star}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("summary", nargs="?", default="docs/results/bands/summary.csv")
+    ap.add_argument("--data", default="beauty_1000")
+    args = ap.parse_args()
+    rows = [r for r in csv.DictReader(open(args.summary)) if r["data"] == args.data]
+    by = {(r["model"], r["band"], r["neighbours"]): r for r in rows}
+    print("| band | items in band | SASRec Δ NDCG@10 [95% CI] | SASRec in-band targets: baseline → Δ | "
+          "MF-BPR Δ NDCG@10 [95% CI] | MF-BPR in-band targets: baseline → Δ |")
+    print("|---|---|---|---|---|---|")
+    for mode in ("all", "outside_band"):
+        for band in BANDS:
+            rs = [by.get((m, band, mode)) for m in MODELS]
+            first = next((r for r in rs if r), None)
+            if first is None:
+                continue
+            cells = [band + ("" if mode == "all" else " (outside_band)"),
+                     f"{int(first['items_in_band']):,} ({100 * float(first['share_in_band']):.1f}%)"]
+            for r in rs:
+                ok = r is not None and num(r, "delta_ndcg10") is not None and num(r, "delta_ci_low") is not None
+                cells += [change(r) + f" (seeds {r['paired_seeds'].replace(';', ',')})", in_band(r)] if ok else ["", ""]
+            print("| " + " | ".join(cells) + " |")
+    for m in MODELS:
+        r = by.get((m, "baseline", ""))
+        if r:
+            std = f" ± {float(r['ndcg10_std']):.4f}" if r["ndcg10_std"] else ""
+            print(f"\nNo band, {m}: test NDCG@10 {float(r['ndcg10_mean']):.4f}{std}, HR@10 {float(r['hr10_mean']):.4f} "
+                  f"(seeds {r['seeds'].replace(';', ',')})")
+
+
+if __name__ == "__main__":
+    main()
