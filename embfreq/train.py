@@ -14,13 +14,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.band import check_band
+from embfreq.config_checks import check_config
 from embfreq.errors import ConfigError, DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
-
-MODELS = ("sasrec", "gru4rec", "mf_bpr")
 
 
 def build_datamodule(cfg: DictConfig):
@@ -66,37 +64,6 @@ def build_model(cfg: DictConfig, dm):
         if isinstance(e.__cause__, (ValueError, TypeError)):
             raise ConfigError(f"model {cfg.model.name}: {e.__cause__}") from None
         raise
-
-
-def check_config(cfg: DictConfig) -> None:
-    check_band(cfg.lower_freq, cfg.upper_freq)
-    if cfg.model.name not in MODELS:
-        raise ConfigError(f"unknown model {cfg.model.name!r}; expected one of {MODELS}")
-    if cfg.neighbours not in ("all", "outside_band"):
-        raise ConfigError(f"neighbours must be 'all' or 'outside_band', got {cfg.neighbours!r}")
-    if int(cfg.eval_every) < 1 or int(cfg.patience) < 1 or int(cfg.trainer.max_epochs) < 1:
-        raise ConfigError("eval_every, patience and trainer.max_epochs must be at least 1")
-    if int(cfg.trainer.max_epochs) < int(cfg.eval_every):
-        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} < eval_every={cfg.eval_every}: the run would "
-                          "never validate (no best checkpoint, no test); lower eval_every")
-    if int(cfg.model.net.get("maxlen", 1)) < 1:
-        raise ConfigError(f"model.net.maxlen must be at least 1, got {cfg.model.net.maxlen}")
-    seed = cfg.seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")  # numpy seeds refuse negatives
-    if 10 not in list(cfg.eval.ks):
-        raise ConfigError(f"eval.ks must include 10 (checkpointing and early stopping watch val/ndcg@10), got {list(cfg.eval.ks)}")
-
-
-def check_precision(cfg: DictConfig) -> None:
-    """Mixed precision needs a GPU here; refuse it on CPU with one clear line instead of a slow or odd run."""
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    if precision in ("32", "32-true"):
-        return
-    accel = str(cfg.trainer.get("accelerator", "auto"))
-    on_gpu = accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
-    if not on_gpu:
-        raise ConfigError(f"trainer.precision={precision} needs a GPU; on CPU use trainer.precision=32-true")
 
 
 def torch_threads(cfg: DictConfig) -> int | None:
@@ -191,7 +158,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     check_config(cfg)
-    check_precision(cfg)
     threads = torch_threads(cfg)
     if threads:
         torch.set_num_threads(threads)
