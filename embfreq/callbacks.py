@@ -41,8 +41,12 @@ class KeepStopped(pl.Callback):
 
 
 class RunProgressBar(TQDMProgressBar):
-    """Lightning's bar plus the last validation NDCG@10 and an estimate of the time left to
-    max_epochs (early stopping may end the run sooner)."""
+    """Lightning's bar plus the last value of the monitored validation metric and an estimate of
+    the time left to max_epochs (early stopping may end the run sooner)."""
+
+    def __init__(self, monitor: str = "val/ndcg@10", **kwargs):
+        super().__init__(**kwargs)
+        self.monitor = monitor
 
     def on_train_start(self, trainer, pl_module):
         super().on_train_start(trainer, pl_module)
@@ -51,9 +55,9 @@ class RunProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        val = getattr(pl_module, "last_val", {}).get("val/ndcg@10")
+        val = getattr(pl_module, "last_val", {}).get(self.monitor)
         if val is not None:
-            items["val_ndcg@10"] = f"{val:.4f}"
+            items[self.monitor.replace("/", "_")] = f"{val:.4f}"
         done = trainer.current_epoch - getattr(self, "_epoch0", trainer.current_epoch)
         left = (trainer.max_epochs or 0) - trainer.current_epoch
         if done > 0 and left > 0:

@@ -60,8 +60,70 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.drop_duplicates must be true or false, got {cfg.data.drop_duplicates!r}")
     ks = list(cfg.eval.ks)
     if 10 not in ks:
-        raise ConfigError(f"eval.ks must include 10 (checkpointing and early stopping watch val/ndcg@10), got {ks}")
+        raise ConfigError(f"eval.ks must include 10 (the results and report use @10), got {ks}")
+    check_monitor(cfg, ks)
+    _choice(cfg, "eval.repeat_target", ("rank", "remove"))
+    if cfg.eval.repeat_target == "remove" and not cfg.eval.remove_seen:
+        raise ConfigError("eval.repeat_target=remove removes the target with the seen items: it needs eval.remove_seen=true")
+    check_optimizer(cfg)
     check_device(cfg)
+
+
+MONITORED = ("hr", "ndcg", "mrr", "recall", "precision")
+
+
+def check_monitor(cfg: DictConfig, ks) -> None:
+    metric = OmegaConf.select(cfg, "monitor.metric")
+    name, _, k = str(metric).removeprefix("val/").partition("@")
+    if not str(metric).startswith("val/") or name not in MONITORED or not k.isdigit() or int(k) not in ks:
+        raise ConfigError(f"monitor.metric must be val/<{'|'.join(MONITORED)}>@<k> with k in eval.ks {ks}, got {metric!r}")
+    _choice(cfg, "monitor.mode", ("max",))  # every ranking metric: higher is better
+
+
+def _positive(cfg: DictConfig, key: str, low: float, strict: bool) -> None:
+    v = OmegaConf.select(cfg, key)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or (v <= low if strict else v < low):
+        raise ConfigError(f"{key} must be a number {'>' if strict else '>='} {low}, got {v!r}")
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """The optimiser and scheduler are importable classes of the right kind, with sane rates."""
+    import hydra.utils
+
+    for key, base in (("model.optimizer", torch.optim.Optimizer), ("model.scheduler", object)):
+        spec = OmegaConf.select(cfg, key)
+        if spec is None:
+            if key == "model.optimizer" and "lr" not in cfg.model.net:  # an old run config names it in net
+                raise ConfigError(f"{key} is required (e.g. {{_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}})")
+            continue
+        target = spec.get("_target_") if isinstance(spec, DictConfig) else None
+        try:
+            cls = hydra.utils.get_class(str(target)) if target else None
+        except Exception:
+            cls = None
+        if cls is None or not issubclass(cls, base):
+            what = "a torch.optim.Optimizer class" if base is torch.optim.Optimizer else "a class"
+            raise ConfigError(f"{key}._target_ must name {what}, got {target!r}")
+        _check_arguments(key, cls, spec)
+        if not spec.get("_partial_", False):
+            raise ConfigError(f"{key} needs _partial_: true (it is called with the model's "
+                              f"{'parameters' if key.endswith('optimizer') else 'optimizer'})")
+    _positive(cfg, "model.optimizer.lr", 0, strict=True)
+    _positive(cfg, "model.optimizer.weight_decay", 0, strict=False)
+
+
+def _check_arguments(key: str, cls, spec: DictConfig) -> None:
+    import inspect
+
+    kwargs = {k: v for k, v in spec.items() if not str(k).startswith("_")}
+    try:
+        inspect.signature(cls).bind_partial(*([None] * 1), **kwargs)  # the first argument comes at run time
+    except TypeError as e:
+        raise ConfigError(f"{key}: {cls.__name__} does not take these arguments ({e}): {sorted(kwargs)}") from None
+    except ValueError:  # no signature to check (a builtin)
+        pass
 
 
 def check_device(cfg: DictConfig) -> None:

@@ -29,7 +29,12 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`embfreq-prepare` and `python -m embfreq.prepare`."""
     # processing only: no run dir, no .hydra/ copy, no log file
     sys.argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -50,7 +50,7 @@ def _first_line(e: Exception) -> str:
 
 def restore(run_dir: str | Path, which: str = "best"):
     """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode."""
-    from embfreq.train import build_datamodule, build_model
+    from embfreq.builders import build_datamodule, build_model
 
     cfg = run_config(run_dir)
     dm = build_datamodule(cfg)

@@ -14,73 +14,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
 from embfreq.errors import ConfigError, DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
-
-
-def build_datamodule(cfg: DictConfig):
-    from embfreq.data.datamodule import RecDataModule
-
-    load_args = OmegaConf.to_container(cfg.data, resolve=True)
-    load_args.pop("name", None)
-    return RecDataModule(
-        load_args,
-        cache_dir=cfg.cache_dir,
-        sampling=cfg.model.sampling,
-        maxlen=int(cfg.model.net.get("maxlen", 1)),
-        batch_size=int(cfg.model.batch_size),
-        eval_batch_size=int(cfg.eval.batch_size),
-        num_workers=int(cfg.num_workers),
-        bucketing=bool(cfg.bucketing),
-        pair_sampling=str(cfg.model.get("pair_sampling", "user")),
-        seed=int(cfg.seed),
-    )
-
-
-def build_model(cfg: DictConfig, dm):
-    import hydra.utils
-    from hydra.errors import InstantiationException
-
-    extra = {"num_users": dm.num_users} if cfg.model.sampling == "pair" else {}
-    try:
-        return hydra.utils.instantiate(
-            cfg.model.net,
-            _convert_="all",
-            num_items=dm.num_items,
-            item_freq=dm.item_freq,
-            operator=dm.operator,
-            lower_freq=cfg.lower_freq,
-            upper_freq=cfg.upper_freq,
-            neighbours=cfg.neighbours,
-            ks=tuple(cfg.eval.ks),
-            remove_seen=bool(cfg.eval.remove_seen),
-            **extra,
-        )
-    except InstantiationException as e:
-        # the constructors check their arguments with ValueError/TypeError: a bad setting, one line
-        if isinstance(e.__cause__, (ValueError, TypeError)):
-            raise ConfigError(f"model {cfg.model.name}: {e.__cause__}") from None
-        raise
-
-
-def torch_threads(cfg: DictConfig) -> int | None:
-    """Threads per job: `threads` if set, else the cores divided among parallel joblib jobs."""
-    if cfg.get("threads"):
-        return int(cfg.threads)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        launcher = HydraConfig.get().launcher
-        if "joblib" in str(launcher.get("_target_", "")):
-            n_jobs = int(launcher.get("n_jobs") or 1)
-            n_jobs = os.cpu_count() if n_jobs < 0 else n_jobs
-            return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
-    except Exception:
-        pass
-    return None
 
 
 RUN_STATE = "run_state.json"
@@ -130,7 +69,7 @@ def interruptible(trainer):
 def param_counts(model) -> dict:
     items = model.items
     return {
-        "embedding_params": int(items.weight.numel()),
+        "embedding_params": int(sum(p.numel() for p in items.parameters())),  # allocated, whatever the strategy
         "embedding_params_saved": int(items.parameters_saved),
         "total_params": int(sum(p.numel() for p in model.parameters())),
     }
@@ -153,8 +92,6 @@ def _scalars(metrics: dict, prefix: str) -> dict:
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Fit, test the best checkpoint, and write metrics.json (and the per-item analysis) into run_dir."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-    from pytorch_lightning.loggers import TensorBoardLogger
 
     run_dir = Path(run_dir)
     check_config(cfg)
@@ -176,22 +113,17 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         check_or_record_run_state(run_dir, cfg, dm.data.fingerprint())
     model = build_model(cfg, dm)
     ckpt_dir = run_dir / "checkpoints"
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/ndcg@10", mode="max",
-                              save_top_k=1, auto_insert_metric_name=False, save_weights_only=False)
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_epochs=1, save_top_k=1,
-                              monitor=None, save_on_train_epoch_end=True, enable_version_counter=False)
-    stop_cb = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=int(cfg.patience),
-                            check_on_train_epoch_end=False)
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    callbacks, best_cb, stop_cb = build_callbacks(cfg, ckpt_dir)
+    loggers = build_loggers(cfg, run_dir)
     from embfreq.callbacks import EpochSeed, KeepStopped, RunProgressBar
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
+    callbacks += [EpochSeed(int(cfg.seed))] + ([KeepStopped(stop_cb)] if stop_cb is not None else [])
     trainer_args = {
         "plugins": [AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
         "check_val_every_n_epoch": int(cfg.eval_every),
-        "callbacks": [best_cb, last_cb, stop_cb, EpochSeed(int(cfg.seed)), KeepStopped(stop_cb)]
-        + ([RunProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
-        "logger": logger,
+        "callbacks": callbacks + ([RunProgressBar(cfg.monitor.metric)] if cfg.trainer.get("enable_progress_bar", True) else []),
+        "logger": loggers or False,
         "deterministic": cfg.get("deterministic", "warn"),
         "use_distributed_sampler": False,
         "num_sanity_val_steps": 0,
@@ -220,7 +152,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     t_fit = time.time() - t1
     best_path = best_cb.best_model_path or None
     # every validation metric of the best epoch comes from its checkpoint below; this is the fallback
-    val = {} if best_cb.best_model_score is None else {"val/ndcg@10": float(best_cb.best_model_score)}
+    val = {} if best_cb.best_model_score is None else {best_cb.monitor: float(best_cb.best_model_score)}
     t2 = time.time()
     with interruptible(trainer):
         test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
@@ -242,6 +174,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "lower_freq": cfg.lower_freq,
         "upper_freq": cfg.upper_freq,
         "neighbours": cfg.neighbours,
+        "item_table": str(cfg.item_table.name) if cfg.get("item_table") else "neighbours",
         **band_info(model, dm),
         **param_counts(model),
         "epochs_trained": int(trainer.current_epoch),
@@ -270,11 +203,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         write_test_users(run_dir, ranks, test_targets, freq[test_targets])
         # HPARAMS-tab metrics under hp/: under their own names they would add a false step-0 point
         # to the val/* and test/* curves
-        logger.log_hyperparams(hparams(cfg, result), {f"hp/{k.replace('/', '_')}": v for k, v in {**test, **val}.items()})
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        for logger in loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_hyperparams(hparams(cfg, result), {f"hp/{k.replace('/', '_')}": v for k, v in {**test, **val}.items()})
+            else:
+                logger.log_hyperparams(hparams(cfg, result))
         if cfg.analysis:
             from embfreq.analysis.run import analyze_model
 
-            result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, logger)
+            board = next((lg for lg in loggers if hasattr(getattr(lg, "experiment", None), "add_figure")), None)
+            result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, board)
         result["finished_at"] = time.time()
         write_json(run_dir / "metrics.json", result)
     return result
@@ -404,8 +344,8 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
         print(f"embfreq: error: {e}", file=sys.stderr)
         sys.exit(2)
-    # what a sweeper (Optuna, Ax) optimises: validation, never test
-    return result.get("val", {}).get("val/ndcg@10")
+    # what a sweeper (Optuna, Ax) optimises: the monitored validation metric, never test
+    return result.get("val", {}).get(cfg.monitor.metric)
 
 
 def _resume_run_dir_args(argv: list[str]) -> list[str]:
@@ -417,6 +357,11 @@ def _resume_run_dir_args(argv: list[str]) -> list[str]:
     return [f"hydra.run.dir={dirs[0]}", "hydra.output_subdir=null"]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`embfreq-train` and `python -m embfreq.train`."""
     sys.argv += _resume_run_dir_args(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -448,3 +448,28 @@ def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neig
         torch.testing.assert_close(loaded.items.effective_weight(), model.items.effective_weight(), rtol=0, atol=0)
         b = next(iter(dm.test_dataloader()))
         torch.testing.assert_close(loaded.score(b), model.score(b), rtol=0, atol=0)
+
+
+def test_repeat_target_remove_makes_a_seen_target_a_miss_and_leaves_the_rest():
+    n, users = 12, 5
+    freq = torch.ones(n + 1)
+    empty = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), [], (n + 1, n + 1))
+    torch.manual_seed(0)
+    kinds = {}
+    for mode in ("rank", "remove"):
+        m = MFBPR(users, n, freq, empty, embedding_dim=4, lower_freq=None, upper_freq=None, repeat_target=mode)
+        m.load_state_dict(kinds["rank"].state_dict()) if kinds else None
+        kinds[mode] = m
+    # user 1's and user 3's targets are in their histories (repeats); the others are not
+    targets = torch.tensor([3, 5, 7, 2, 9])
+    seen_rows = torch.tensor([0, 1, 1, 2, 3, 4])
+    seen_cols = torch.tensor([4, 5, 6, 1, 2, 10])
+    batch = {"users": torch.arange(users), "targets": targets, "seen_rows": seen_rows, "seen_cols": seen_cols}
+    with torch.no_grad():
+        scores = kinds["rank"].score(batch)
+        rank = kinds["rank"].ranks(batch)
+        remove = kinds["remove"].ranks(batch)
+    assert rank.tolist() == naive_ranks(scores, targets, seen_rows, seen_cols)
+    assert remove.tolist() == [r if u not in (1, 3) else n for u, r in enumerate(rank.tolist())]
+    with pytest.raises(ValueError, match="needs remove_seen=true"):
+        MFBPR(users, n, freq, empty, lower_freq=None, upper_freq=None, remove_seen=False, repeat_target="remove")

@@ -46,3 +46,25 @@ def test_installed_package_runs_prepare_and_composes_train(unpacked_wheel, tmp_p
                        env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "name: mf_bpr" in p.stdout
+
+
+def test_console_script_entry_points_find_the_configs(unpacked_wheel, tmp_path):
+    """A console script imports embfreq.prepare as a module (not __main__): Hydra then looks the
+    configs up as the package embfreq.conf."""
+    env = {**os.environ, "PYTHONPATH": str(unpacked_wheel), "EMBFREQ_CACHE": str(tmp_path / "cache")}
+    code = "import sys; from embfreq.prepare import cli; sys.argv = ['embfreq-prepare', 'data=lastfm']; cli()"
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["users"] == 1090
+    code = "import sys; from embfreq.train import cli; sys.argv = ['embfreq-train', 'model=mf_bpr', '--cfg', 'job']; cli()"
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "name: mf_bpr" in p.stdout
+
+
+def test_console_scripts_are_declared():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"embfreq-train": "embfreq.train:cli", "embfreq-prepare": "embfreq.prepare:cli",
+                       "embfreq-report": "embfreq.report:main", "embfreq-analyze": "embfreq.analyze:main"}

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 from embfreq.analysis.report import make_report
-from embfreq.train import torch_threads
+from embfreq.builders import torch_threads
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 STUDY_BANDS = {"baseline": (None, None), "b0_0": (0, 0), "b0_5": (0, 5), "b5_20": (5, 20),

@@ -7,8 +7,12 @@ import torch
 
 from embfreq.errors import TrainingDiverged
 from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
+from embfreq.optim import default_optimizer, with_fused
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# not hyperparameters: callables, rebuilt from the config (a checkpoint holds tensors and plain values only)
+NOT_HPARAMS = ["item_freq", "operator", "optimizer", "scheduler"]
+# a test target the user has already seen: ranked like any item, or removed with the seen items
+REPEAT_TARGET = ("rank", "remove")
 
 
 class RankingModel(pl.LightningModule):
@@ -19,15 +23,19 @@ class RankingModel(pl.LightningModule):
     seen items removed when `remove_seen` (the target itself is never removed).
     """
 
-    def __init__(self, num_items: int, lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adam",
-                 ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True):
+    def __init__(self, num_items: int, optimizer=None, scheduler=None, ks: tuple[int, ...] = (1, 5, 10, 20, 50),
+                 remove_seen: bool = True, repeat_target: str = "rank"):
+        """`optimizer(params) -> torch.optim.Optimizer` (default Adam, lr 1e-3); `scheduler(optimizer)
+        -> LRScheduler` or None, stepped once per epoch. Hydra passes both as `_partial_` objects."""
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
-        if lr <= 0 or weight_decay < 0:
-            raise ValueError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
-        self.num_items, self.lr, self.weight_decay, self.optimizer_name = num_items, lr, weight_decay, optimizer
-        self.remove_seen = remove_seen
+        self.num_items = num_items
+        self.optimizer_factory = optimizer or default_optimizer()
+        self.scheduler_factory = scheduler
+        if repeat_target not in REPEAT_TARGET:
+            raise ValueError(f"repeat_target must be one of {REPEAT_TARGET}, got {repeat_target!r}")
+        if repeat_target == "remove" and not remove_seen:
+            raise ValueError("repeat_target=remove removes the target with the seen items: it needs remove_seen=true")
+        self.remove_seen, self.repeat_target = remove_seen, repeat_target
         self.val_metrics = RankingMetrics(ks, prefix="val/")
         self.test_metrics = RankingMetrics(ks, prefix="test/")
         self.test_item_metrics = PerItemMetrics(num_items + 1, k=10)
@@ -74,15 +82,20 @@ class RankingModel(pl.LightningModule):
             return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
 
     def configure_optimizers(self):
-        # the fused kernel is several times faster on CPU and GPU; the update is the same algorithm
-        return OPTIMIZERS[self.optimizer_name](self.parameters(), lr=self.lr, weight_decay=self.weight_decay,
-                                               fused=True)
+        params = list(self.parameters())
+        optimizer = with_fused(self.optimizer_factory, params)(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        # monitor: what ReduceLROnPlateau watches (the best checkpoint's metric); other schedulers ignore it
+        monitor = getattr(getattr(self._trainer, "checkpoint_callback", None), "monitor", None) or "val/ndcg@10"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer),
+                                                         "interval": "epoch", "monitor": monitor}}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
         if not bool(torch.isfinite(loss)):  # one sync per step; NaN weights would make every later number void
             raise TrainingDiverged(f"training diverged: loss {float(loss)} at epoch {self.current_epoch}, "
-                                   f"batch {batch_idx} (try a lower model.net.lr)")
+                                   f"batch {batch_idx} (try a lower model.optimizer.lr)")
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["users"]))
         return loss
 
@@ -91,9 +104,17 @@ class RankingModel(pl.LightningModule):
 
     def ranks(self, batch: dict) -> torch.Tensor:
         scores = self.score(batch, reuse_buffer=not torch.is_grad_enabled())  # ranking overwrites them
-        if self.remove_seen:
-            return ranks_excluding(scores, batch["targets"], batch["seen_rows"], batch["seen_cols"])
-        return ranks_excluding(scores, batch["targets"])
+        if not self.remove_seen:
+            return ranks_excluding(scores, batch["targets"])
+        rows, cols = batch["seen_rows"], batch["seen_cols"]
+        ranks = ranks_excluding(scores, batch["targets"], rows, cols)
+        if self.repeat_target == "remove":
+            # as the study's scores[seen] = -1e23: the target is removed too, so the case is a miss,
+            # ranked after every item (rank = number of items)
+            repeat = torch.zeros_like(ranks, dtype=torch.bool)
+            repeat[rows[cols == batch["targets"][rows]]] = True
+            ranks = torch.where(repeat, torch.full_like(ranks, self.num_items), ranks)
+        return ranks
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.val_metrics.update(self.ranks(batch))

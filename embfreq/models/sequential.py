@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embfreq.models.base import RankingModel
+from embfreq.models.base import NOT_HPARAMS, RankingModel
 from embfreq.nn.gru4rec import GRU4RecEncoder
 from embfreq.nn.sasrec import SASRecEncoder
-from embfreq.nn.smoothed_embedding import SmoothedItemEmbedding
+from embfreq.nn.item_tables import build_item_table
 
 LOSSES = ("bce", "bpr", "ce")
 
@@ -49,17 +49,18 @@ class SequentialModel(RankingModel):
 
     def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
                  embedding_dim: int = 64, loss: str = "bce", lower_freq: float | None = 0,
-                 upper_freq: float | None = 5, neighbours: str = "all", lr: float = 1e-3,
-                 weight_decay: float = 0.0, optimizer: str = "adam", ks: tuple[int, ...] = (1, 5, 10, 20, 50),
-                 remove_seen: bool = True):
-        super().__init__(num_items, lr, weight_decay, optimizer, ks, remove_seen)
+                 upper_freq: float | None = 5, neighbours: str = "all", optimizer=None, scheduler=None,
+                 ks: tuple[int, ...] = (1, 5, 10, 20, 50),
+                 remove_seen: bool = True, repeat_target: str = "rank", item_table: dict | None = None):
+        super().__init__(num_items, optimizer, scheduler, ks, remove_seen, repeat_target)
         loss = loss.lower()
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
         self.loss_name = loss
-        self.items = SmoothedItemEmbedding(num_items + 1, embedding_dim, item_freq, operator,
-                                           lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
-                                           neighbours=neighbours)
+        # item_table: a plain-dict spec (embfreq.nn.item_tables); None keeps the neighbour average
+        self.items = build_item_table(item_table, num_items + 1, embedding_dim, item_freq, operator,
+                                      lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
+                                      neighbours=neighbours)
 
     def reset_parameters(self) -> None:
         """Xavier-normal item table as in the study (padding row zero); encoders initialise themselves."""
@@ -107,7 +108,7 @@ class SASRec(SequentialModel):
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2,
                  attend_padding: bool = True, **kwargs):
         super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
-        self.save_hyperparameters(ignore=["item_freq", "operator"])
+        self.save_hyperparameters(ignore=NOT_HPARAMS)
         self.encoder = SASRecEncoder(maxlen, embedding_dim, num_blocks, num_heads, dropout, attend_padding)
         self.reset_parameters()
 
@@ -117,6 +118,6 @@ class GRU4Rec(SequentialModel):
                  embedding_dim: int = 64, hidden_dim: int | None = None, num_layers: int = 1,
                  dropout: float = 0.2, **kwargs):
         super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
-        self.save_hyperparameters(ignore=["item_freq", "operator"])
+        self.save_hyperparameters(ignore=NOT_HPARAMS)
         self.encoder = GRU4RecEncoder(embedding_dim, hidden_dim, num_layers, dropout)
         self.reset_parameters()
