@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+rm -rf "$ROOT/build"  # setuptools keeps stale modules there; they would enter the wheel
 python3 -m pip wheel -q --no-deps "$ROOT" -w "$WORK/dist"
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q torch==2.13.0

@@ -18,7 +18,7 @@ import torch
 def test_both_ways(run_dir: str) -> dict:
     import pytorch_lightning as pl
 
-    from embfreq.runs import restore
+    from embfreq.run_dir import restore
 
     cfg, dm, model = restore(run_dir)
     dm.setup("test")

@@ -7,16 +7,21 @@ items.csv, the figures and the "analysis" entry of metrics.json (the rest of met
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import zipfile
 from pathlib import Path
 
-import yaml
+from embfreq.threads import configure_openmp
 
-from embfreq.errors import UserError
+configure_openmp()  # before torch loads libgomp (the test pass runs on all cores)
+
+import yaml  # noqa: E402
+
+from embfreq.device import uses_gpu
+from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
+from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore
 
 WHICH = ("best", "last")
 
@@ -29,25 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _read_metrics(path: Path) -> dict:
-    """The run's metrics.json, or {} when there is none; a corrupt one is refused rather than overwritten."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: unreadable metrics file ({type(e).__name__}: {e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: metrics file is not a JSON object")
-    return data
-
-
 def _precision(cfg, accelerator: str) -> str:
     """The run's precision on a GPU (same numbers as its own test); mixed precision is GPU-only here."""
-    import torch
-
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return str(cfg.trainer.get("precision", "32-true")) if on_gpu else "32-true"
+    return str(cfg.trainer.get("precision", "32-true")) if uses_gpu(accelerator) else "32-true"
 
 
 def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> dict:
@@ -58,7 +47,7 @@ def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> d
     try:
         trainer = _trainer(pl, cfg, run_dir, accelerator)
     except MisconfigurationException as e:  # e.g. --accelerator gpu on a machine without one
-        raise UserError(f"--accelerator {accelerator}: {str(e).splitlines()[0][:200]}") from None
+        raise UserError(f"--accelerator {accelerator}: {first_line(e)}") from None
     trainer.test(model, datamodule=dm, verbose=False)
     per_item = getattr(model, "test_per_item", None)
     if per_item is None:
@@ -86,36 +75,32 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     # Cheap checks first: a wrong path should fail in a blink, not after importing Lightning.
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory (no such directory)")
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
-    if not ckpt.is_file():
-        raise UserError(f"{run_dir}: no {which} checkpoint at {ckpt}")
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
+    ckpt = checkpoint_path(run_dir, which)
     # torch.save writes a zip; a truncated file lacks its central directory (read from the end only).
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
-    metrics_path = run_dir / "metrics.json"
-    metrics = _read_metrics(metrics_path)
+    metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
     _quiet()
-    from embfreq.analysis.run import analyze_model, run_title
-    from embfreq.runs import restore
+    from embfreq.analysis.run_analysis import analyze_model, run_title
 
     try:
         cfg, dm, model = restore(run_dir, which)
     except yaml.YAMLError as e:
-        raise UserError(f"{run_dir}: unreadable config.yaml ({(str(e).strip().splitlines() or ['?'])[0][:200]})") from None
+        raise UserError(f"{run_dir}: unreadable {CONFIG} ({first_line(e)})") from None
     per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
     items = model.items  # the band the checkpoint's model was built with; the names from its config
     title = run_title(cfg.model.name, cfg.data.name, items.lower_freq, items.upper_freq, items.neighbours)
     summary = analyze_model(model, dm, per_item, run_dir, title=title)
     summary["checkpoint"] = which
     # Re-read so that a concurrent writer of other keys is not undone by a stale copy.
-    metrics = _read_metrics(metrics_path) or metrics
+    metrics = read_metrics(run_dir) or metrics
     if "status" not in metrics:  # a killed or unfinished run: its analysis must not read as a result
         metrics = {"status": "unfinished", "reason": f"no result of training; analysis of the {which} checkpoint only",
                    **metrics}
     metrics["analysis"] = summary
-    write_json(metrics_path, metrics)
+    write_json(run_dir / METRICS, metrics)
     return summary
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.errors import ConfigError
+from embfreq.errors import ConfigError, first_line
+from embfreq.threads import usable_cpus
 
 # run configs from before the optimiser became a config object name it inside model.net
 _LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
@@ -53,7 +53,7 @@ def _instantiate(what: str, spec: dict | None):
         return hydra.utils.instantiate(spec)
     except Exception as e:  # unknown class, bad key: one line naming the config key
         cause = e.__cause__ or e
-        raise ConfigError(f"model.{what}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        raise ConfigError(f"model.{what}: {type(cause).__name__}: {first_line(cause)}"
                           ) from None
 
 
@@ -93,7 +93,8 @@ def build_model(cfg: DictConfig, dm):
 
 
 def torch_threads(cfg: DictConfig) -> int | None:
-    """Threads per job: `threads` if set, else the cores divided among parallel joblib jobs."""
+    """Threads per job: `threads` if set, else the cores this process may use (a SLURM or cgroup
+    CPU set, not the whole node) divided among parallel joblib jobs; None leaves torch's default."""
     if cfg.get("threads"):
         return int(cfg.threads)
     try:
@@ -102,8 +103,8 @@ def torch_threads(cfg: DictConfig) -> int | None:
         launcher = HydraConfig.get().launcher
         if "joblib" in str(launcher.get("_target_", "")):
             n_jobs = int(launcher.get("n_jobs") or 1)
-            n_jobs = os.cpu_count() if n_jobs < 0 else n_jobs
-            return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+            n_jobs = usable_cpus() if n_jobs < 0 else n_jobs
+            return max(1, usable_cpus() // max(1, n_jobs))
     except Exception:
         pass
     return None
@@ -124,7 +125,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir) -> tuple[list, object, object | N
             cb = hydra.utils.instantiate(spec)
         except Exception as e:
             cause = e.__cause__ or e
-            raise ConfigError(f"callbacks.{name}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+            raise ConfigError(f"callbacks.{name}: {type(cause).__name__}: {first_line(cause)}"
                               ) from None
         if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
             cb.dirpath = str(ckpt_dir)
@@ -149,6 +150,6 @@ def build_loggers(cfg: DictConfig, run_dir) -> list:
             out.append(hydra.utils.instantiate(spec, save_dir=str(run_dir)))
         except Exception as e:
             cause = e.__cause__ or e
-            raise ConfigError(f"logger.{name}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+            raise ConfigError(f"logger.{name}: {type(cause).__name__}: {first_line(cause)}"
                               ) from None
     return out

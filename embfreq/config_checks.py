@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from embfreq.band import check_band
 from embfreq.data.batches import PAIR_SAMPLING
 from embfreq.data.graph import NORMALIZATIONS
+from embfreq.device import uses_gpu
 from embfreq.errors import ConfigError
 
 MODELS = ("sasrec", "gru4rec", "mf_bpr")
@@ -135,6 +136,5 @@ def check_device(cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision in ("32", "32-true"):
         return
-    on_gpu = accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
-    if not on_gpu:
+    if not uses_gpu(accel):
         raise ConfigError(f"trainer.precision={precision} needs a GPU; on CPU use trainer.precision=32-true")

@@ -30,3 +30,10 @@ class RunInterrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 143 if self.signal_name == "SIGTERM" else 130  # 128 + signal number, as shells report it
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, cut to 200 characters: enough to name the cause
+    inside a one-line error, never a parser's multi-line dump."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else "no message"

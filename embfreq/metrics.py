@@ -76,6 +76,14 @@ def _check_ranks(ranks: Tensor) -> Tensor:
     return ranks.long()
 
 
+def hit_and_ndcg(ranks: Tensor, k) -> tuple[Tensor, Tensor]:
+    """HR@k and NDCG@k of float64 1-based ranks with one target each: 1[rank <= k] and
+    1[rank <= k] / log2(rank + 1); `k` a number or a tensor that broadcasts against `ranks`.
+    (`embfreq.analysis.per_user.per_user_metric` is the same in numpy, for run outputs.)"""
+    hit = (ranks <= k).to(torch.float64)
+    return hit, hit / torch.log2(ranks + 1.0)
+
+
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     ks = tuple(ks)
     if not ks:
@@ -116,9 +124,9 @@ class RankingMetrics(torchmetrics.Metric):
         ranks = _check_ranks(ranks)
         r = ranks.to(device=self.sums.device, dtype=torch.float64).unsqueeze(1)
         k = torch.tensor(self.ks, dtype=torch.float64, device=r.device).unsqueeze(0)
-        hit = (r <= k).to(torch.float64)  # (B, K)
+        hit, gain = hit_and_ndcg(r, k)  # (B, K)
         hr = hit.sum(0)
-        ndcg = (hit / torch.log2(r + 1.0)).sum(0)
+        ndcg = gain.sum(0)
         mrr = (hit / r).sum(0)
         # Same order as METRIC_NAMES.
         self.sums += torch.stack([hr, hr, hr / k.squeeze(0), ndcg, mrr])
@@ -168,10 +176,10 @@ class PerItemMetrics(torchmetrics.Metric):
         if bool(((targets < 0) | (targets >= self.num_items)).any()):
             raise ValueError(f"targets must lie in [0, {self.num_items})")
         r = ranks.to(device=dev, dtype=torch.float64)
-        hit = (r <= self.k).to(torch.float64)
+        hit, gain = hit_and_ndcg(r, self.k)
         self.count.index_add_(0, targets, torch.ones_like(targets))
         self.hit_sum.index_add_(0, targets, hit)
-        self.ndcg_sum.index_add_(0, targets, hit / torch.log2(r + 1.0))
+        self.ndcg_sum.index_add_(0, targets, gain)
 
     def compute(self) -> dict[str, Tensor]:
         # clamp(min=1) turns 0/0 into 0/1 = 0 for items without test cases.

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="where to write the report (default: the sweep dir, "
                                                  "or the shared parent of the run dirs)")
     args = ap.parse_args(argv)
-    from embfreq.analysis.report import make_report
+    from embfreq.analysis.sweep_report import make_report
 
     try:
         report = make_report(args.paths, args.out)

@@ -10,13 +10,17 @@ import time
 import traceback
 from pathlib import Path
 
-import hydra
-import torch
+from embfreq.threads import configure_openmp
+
+configure_openmp()  # before torch loads libgomp: a short spin-wait, so a busy machine is not slowed
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
-from embfreq.errors import ConfigError, DataError, RunInterrupted, TrainingDiverged, UserError
+from embfreq.errors import DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
@@ -138,7 +142,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if resume_from is not None and not resume_from.is_file():
         raise UserError(f"{run_dir}: cannot resume, no checkpoint at {resume_from}")
     if resume_from is not None:
-        from embfreq.runs import load_checkpoint
+        from embfreq.run_dir import load_checkpoint
 
         state = load_checkpoint(resume_from)  # a truncated or foreign file: one clear error, not Lightning's traceback
         # Lightning drops ModelCheckpoint's best score when its dir changed, and keeps a path into the old dir
@@ -154,14 +158,22 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     # every validation metric of the best epoch comes from its checkpoint below; this is the fallback
     val = {} if best_cb.best_model_score is None else {best_cb.monitor: float(best_cb.best_model_score)}
     t2 = time.time()
-    with interruptible(trainer):
-        test_out = trainer.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
-                                weights_only=True)
+    tester = trainer
+    spawned = type(getattr(trainer.strategy, "launcher", None)).__name__ == "_MultiProcessingLauncher"
+    if spawned:
+        # ddp_spawn trains in worker processes and hands back only the weights: the per-user ranks and
+        # per-item metrics come from a test pass in this process
+        tester = pl.Trainer(accelerator=trainer_args.get("accelerator", "auto"), devices=1, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            deterministic=trainer_args["deterministic"])
+    with interruptible(tester):
+        test_out = tester.test(model, datamodule=dm, ckpt_path=best_path or None, verbose=False,
+                               weights_only=True)
     t_test = time.time() - t2
     test = dict(getattr(model, "last_test", {})) or _scalars(test_out[0] if test_out else {}, "test/")
     best_epoch = None
     if best_path:
-        from embfreq.runs import load_checkpoint
+        from embfreq.run_dir import load_checkpoint
 
         ck = load_checkpoint(best_path)
         best_epoch = int(ck["epoch"])
@@ -177,7 +189,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "item_table": str(cfg.item_table.name) if cfg.get("item_table") else "neighbours",
         **band_info(model, dm),
         **param_counts(model),
-        "epochs_trained": int(trainer.current_epoch),
+        "epochs_trained": _epochs_trained(trainer, ckpt_dir, spawned),
         "best_epoch": best_epoch,
         "best_checkpoint": best_path,
         "val": val,
@@ -211,7 +223,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             else:
                 logger.log_hyperparams(hparams(cfg, result))
         if cfg.analysis:
-            from embfreq.analysis.run import analyze_model
+            from embfreq.analysis.run_analysis import analyze_model
 
             board = next((lg for lg in loggers if hasattr(getattr(lg, "experiment", None), "add_figure")), None)
             result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, board)
@@ -220,14 +232,23 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     return result
 
 
+def _epochs_trained(trainer, ckpt_dir: Path, spawned: bool) -> int:
+    if not spawned:
+        return int(trainer.current_epoch)
+    from embfreq.run_dir import load_checkpoint
+
+    last = ckpt_dir / "last.ckpt"  # the main process of ddp_spawn never ran the loop
+    return int(load_checkpoint(last)["epoch"]) + 1 if last.is_file() else 0
+
+
 def _previous_ok_result(run_dir: Path) -> dict | None:
-    import json
+    from embfreq.run_dir import read_metrics
 
     try:
-        m = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+        m = read_metrics(run_dir)
+    except UserError:  # a damaged record has no wall times worth keeping
         return None
-    return m if isinstance(m, dict) and m.get("status") == "ok" else None
+    return m if m.get("status") == "ok" else None
 
 
 def hparams(cfg: DictConfig, result: dict) -> dict:
@@ -304,7 +325,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """The config of the run to resume (its own, so the result is that run's), marked as resuming."""
-    from embfreq.runs import run_config
+    from embfreq.run_dir import run_config
 
     run_dir = Path(cfg.resume)
     old = run_config(run_dir)

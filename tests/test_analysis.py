@@ -29,7 +29,7 @@ from embfreq.analysis.plots import (
     plot_frequency_buckets,
     plot_frequency_panels,
 )
-from embfreq.analysis.run import FIGURES, analyze_model, default_title, run_title
+from embfreq.analysis.run_analysis import FIGURES, analyze_model, default_title, run_title
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TITLE = "sasrec · beauty_1000 · band [0, 5] (neighbours=all)"
@@ -364,7 +364,7 @@ def test_default_title(tmp_path):
 
 
 def test_analyze_model_names_every_figure(tmp_path, monkeypatch):
-    import embfreq.analysis.run as run
+    import embfreq.analysis.run_analysis as run
 
     seen = {}
     for name in ("plot_frequency_panels", "plot_frequency_buckets", "plot_freq_vs_norm"):

@@ -202,7 +202,7 @@ def test_band_covering_every_item_trains(tiny, tmp_path):
 def test_band_covering_every_item_outside_band_gives_zero_rows(tiny, tmp_path):
     """neighbours=outside_band with every item in the band: no item has a row to average, every effective row
     is zero, all scores tie and rank last: metrics are 0, finite, and the run is still "ok"."""
-    from embfreq.runs import restore
+    from embfreq.run_dir import restore
 
     m = succeeds(cfg(*tiny, ["lower_freq=0", "upper_freq=null", "neighbours=outside_band"]), tmp_path / "run")
     assert m["items_in_band"] == m["items"] and m["embedding_params"] == 16  # the padding row only
@@ -383,13 +383,13 @@ def test_analyze_corrupt_metrics_json_is_not_overwritten(run_copy):
     from embfreq.analyze import analyze
 
     (run_copy / "metrics.json").write_text('{"status": "ok", "te')
-    with pytest.raises(UserError, match=r"unreadable metrics file"):
+    with pytest.raises(UserError, match=r"unreadable metrics\.json \(JSONDecodeError"):
         analyze(run_copy, accelerator="cpu")
     assert (run_copy / "metrics.json").read_text() == '{"status": "ok", "te'
 
 
 def test_restore_checkpoint_of_another_model(run_copy):
-    from embfreq.runs import restore
+    from embfreq.run_dir import restore
 
     c = OmegaConf.load(run_copy / "config.yaml")
     c.model.net.embedding_dim = 32  # the config no longer fits the weights
@@ -401,7 +401,7 @@ def test_restore_checkpoint_of_another_model(run_copy):
 @pytest.mark.xfail(strict=True, reason="torch.load does not verify the zip CRCs: flipped bytes inside tensor "
                                        "data load silently (documented limitation)")
 def test_bit_flipped_checkpoint_is_detected(run_copy):
-    from embfreq.runs import load_checkpoint
+    from embfreq.run_dir import load_checkpoint
 
     best = run_copy / "checkpoints" / "best.ckpt"
     b = bytearray(best.read_bytes())
@@ -551,3 +551,31 @@ def test_misspelt_key_is_refused_by_hydra():
     with initialize_config_dir(str(CONF), version_base="1.3"):
         with pytest.raises(ConfigCompositionException, match=r"Could not override 'lowerfreq'"):
             compose("train", overrides=["lowerfreq=3"])
+
+
+def test_data_file_without_read_permission_gives_one_line(tmp_path, monkeypatch):
+    """As root the permission bits do not stop a read, so the denial is simulated where the file is
+    opened: for its content hash (the cache key) and for parsing."""
+    import builtins
+    import pathlib
+
+    from embfreq.data.processed import load_processed
+
+    path = write_seq(tmp_path / "locked.txt", synthetic_seqs(num_users=10, num_items=8))
+    real_open, real_read = builtins.open, pathlib.Path.read_bytes
+
+    def deny_open(file, *a, **k):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+
+    def deny_read(self):
+        if str(self) == str(path):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(builtins, "open", deny_open)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", deny_read)
+    for cache_dir in (tmp_path / "cache", None):  # hashed for the cache key, or read directly
+        with pytest.raises(DataError, match=r"locked.txt: cannot read file \(Permission denied\)"):
+            load_processed(path=str(path), cache_dir=cache_dir)

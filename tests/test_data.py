@@ -57,6 +57,27 @@ def test_bundled_files_match_published_sha256():
             assert hashlib.sha256(f.read()).hexdigest() == digest
 
 
+@pytest.mark.parametrize("damage", ["edited", "truncated"])
+def test_damaged_bundled_file_is_refused(tmp_path, monkeypatch, damage):
+    """A bundled file that is not the published one (edited or cut short) is refused in one line,
+    before anything is read from it. Works on a copy: the real bundled file is never touched."""
+    from embfreq.data import sources
+
+    real = sources.BUNDLED_DIR / "LastFM.txt.gz"
+    raw = gzip.decompress(real.read_bytes())
+    copy = {"edited": gzip.compress(raw.replace(b"\n", b" 1\n", 1)), "truncated": real.read_bytes()[:-200]}[damage]
+    (tmp_path / "LastFM.txt.gz").write_bytes(copy)
+    monkeypatch.setattr(sources, "BUNDLED_DIR", tmp_path)
+    with pytest.raises(DataError) as e:
+        load_processed(bundled="LastFM.txt.gz", format="seq", cache_dir=tmp_path / "cache")
+    msg = str(e.value)
+    assert str(tmp_path / "LastFM.txt.gz") in msg and "\n" not in msg
+    assert ("does not match its published sha256" if damage == "edited" else "damaged bundled data file") in msg
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npz"))
+    monkeypatch.undo()
+    assert sources.resolve_source(bundled="LastFM.txt.gz") == real  # the real file still passes
+
+
 def _formats(tmp_path):
     """One tiny dataset (string ids, a timestamp tie) in the four formats."""
     rows = [("u1", "a", 5, 10), ("u2", "b", 3, 11), ("u1", "b", 4, 12), ("u2", "c", 5, 12), ("u1", "c", 1, 12),
@@ -388,3 +409,23 @@ def test_exact_duplicate_interactions_are_reported_and_can_be_dropped(tmp_path, 
     a = list(dropped.seqs.user_ids).index("a")
     assert dropped.split.valid[a] != dropped.split.test[a]
     assert len(dropped.seqs.items) == len(kept.seqs.items) - 1
+
+
+def test_full_disk_during_a_cache_write_warns_and_leaves_no_partial_file(tiny_seq_file, tmp_path, caplog, monkeypatch):
+    """ENOSPC halfway through the npz: the run goes on with the processed data, the cache dir holds
+    no partial entry (no npz, no json, no temp file), and the next load parses again."""
+    def fills_the_disk(f, **arrays):
+        f.write(b"PK\x03\x04" + b"0" * 1000)
+        raise OSError(28, "No space left on device")
+
+    ref = load_processed(path=str(tiny_seq_file))
+    cdir = tmp_path / "c"
+    monkeypatch.setattr(cache.np, "savez", fills_the_disk)
+    with caplog.at_level("WARNING"):
+        d = load_processed(path=str(tiny_seq_file), cache_dir=str(cdir))
+    assert "cannot write the data cache" in caplog.text and "No space left on device" in caplog.text
+    assert np.array_equal(d.split.train_items, ref.split.train_items) and not d.cached
+    assert [p.name for p in cdir.iterdir() if not p.name.startswith(".lock")] == []
+    monkeypatch.undo()
+    assert not load_processed(path=str(tiny_seq_file), cache_dir=str(cdir)).cached
+    assert load_processed(path=str(tiny_seq_file), cache_dir=str(cdir)).cached

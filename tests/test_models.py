@@ -190,7 +190,7 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
     """Train with DDP (2 CPU processes, gloo), then evaluate the best checkpoint in one process."""
     import pytorch_lightning as pl
 
-    from embfreq.runs import restore
+    from embfreq.run_dir import restore
 
     path, cache = tiny
     out = subprocess.run(
@@ -473,3 +473,22 @@ def test_repeat_target_remove_makes_a_seen_target_a_miss_and_leaves_the_rest():
     assert remove.tolist() == [r if u not in (1, 3) else n for u, r in enumerate(rank.tolist())]
     with pytest.raises(ValueError, match="needs remove_seen=true"):
         MFBPR(users, n, freq, empty, lower_freq=None, upper_freq=None, remove_seen=False, repeat_target="remove")
+
+
+def test_ddp_spawn_starts_and_matches_one_process(tmp_path):
+    """ddp_spawn pickles the model, the datamodule and every callback into its workers; the tiny data
+    give fewer evaluation batches than processes, so evaluation batches must shrink to one per rank."""
+    path = write_seq(tmp_path / "tiny.txt", synthetic_seqs(num_users=30, num_items=20))
+    common = ["data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
+              "trainer.max_epochs=1", "eval_every=1", "model=mf_bpr", "model.batch_size=8", "analysis=false",
+              "trainer=cpu", "threads=1"]
+    dirs = {}
+    for name, extra in (("spawn", ["trainer.strategy=ddp_spawn", "trainer.devices=2"]), ("one", [])):
+        dirs[name] = tmp_path / name
+        out = subprocess.run([sys.executable, "-m", "embfreq.train", *common, *extra, f"hydra.run.dir={dirs[name]}"],
+                             capture_output=True, text=True, env=_env(tmp_path / "cache"), cwd=ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    spawn, one = (json.loads((dirs[n] / "metrics.json").read_text()) for n in ("spawn", "one"))
+    assert spawn["status"] == "ok" and spawn["test"].keys() == one["test"].keys()
+    assert spawn["epochs_trained"] == one["epochs_trained"] == 1 and spawn["best_epoch"] == 0
+    assert (dirs["spawn"] / "checkpoints" / "best.ckpt").is_file()

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from embfreq.analysis.report import ReportError, band_label, default_out_dir, grids, load_rows, make_report
+from embfreq.analysis.ndcg_heatmap import grids
+from embfreq.analysis.sweep_report import default_out_dir, make_report
+from embfreq.analysis.sweep_runs import ReportError, load_rows
+from embfreq.band import band_label
 from tests.conftest import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -181,7 +181,7 @@ def test_resume_after_early_stop_trains_no_further(data, tmp_path):
     """A run that early stopping ended, then died before writing metrics.json (e.g. during the test pass),
     resumes to the same result: Lightning restores EarlyStopping's counters but not trainer.should_stop."""
     path, cache = data
-    cfg = _cfg(path, cache, ["trainer.max_epochs=40", "eval_every=1", "patience=1", "model.net.lr=0.05"])
+    cfg = _cfg(path, cache, ["trainer.max_epochs=40", "eval_every=1", "patience=1", "model.optimizer.lr=0.05"])
     run = tmp_path / "run"
     run_job(cfg, run)
     done = _metrics(run)

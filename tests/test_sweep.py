@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from embfreq.analysis.report import make_report
+from embfreq.analysis.sweep_report import make_report
 from embfreq.builders import torch_threads
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
@@ -142,8 +142,33 @@ def test_study_sweep_config_lists_the_36_jobs():
     assert (hot.lower_freq, hot.upper_freq) == (100, None)
 
 
+def test_joblib_jobs_divide_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # a 3-core CPU set on a bigger node
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    try:
+        cfg = compose_with_hydra(["hydra/launcher=joblib", "hydra.launcher.n_jobs=1"])
+        HydraConfig.instance().set_config(cfg)
+        assert torch_threads(cfg) == 3
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_cli_shortens_the_openmp_spin_unless_the_user_chose():
+    code = ("import os, sys; import embfreq.train; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["10000", "None"]
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "ACTIVE"]
+    # it runs before torch is imported, or libgomp would never read it
+    src = (ROOT / "embfreq" / "train.py").read_text()
+    assert src.index("configure_openmp()") < src.index("import torch")
+
+
 def test_joblib_jobs_divide_the_cores_among_them():
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0))
     try:
         for n_jobs, expected in [(2, max(1, cpus // 2)), (-1, 1), (1, cpus)]:
             cfg = compose_with_hydra(["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"])

@@ -8,42 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.io import atomic_path
+from embfreq.analysis.figure_base import new_figure, save_as, style_axes
+from embfreq.band import bound_order, bound_text
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 FONT = 7.5
 
 
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def save(fig, stem: Path) -> list[Path]:
     out = []
     for ext, kw in (("png", {"dpi": 200}), ("pdf", {})):
-        path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: names may hold dots (model.net.x=1)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, **kw)
-        out.append(path)
+        # not with_suffix: names may hold dots (model.net.x=1)
+        out.append(save_as(fig, stem.parent / f"{stem.name}.{ext}", ext, **kw))
     return out
-
-
-def _fmt(v) -> str:
-    return "inf" if v is None else (str(int(v)) if float(v).is_integer() else f"{v:g}")
 
 
 def _pct(x: float) -> str:
     return f"{x:+.0f}" if abs(x) >= 1 else f"{x:+.1f}"
-
-
-def _style(ax) -> None:
-    ax.tick_params(labelsize=FONT)
-    ax.grid(alpha=0.25, lw=0.5)
 
 
 def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
@@ -52,12 +33,12 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
     from matplotlib.colors import TwoSlopeNorm
 
     recs = [r for r in recs if r.get("delta_ndcg10") is not None and r.get("baseline_ndcg10")]
-    lowers = sorted({r["lower_freq"] for r in recs}, key=lambda v: -1 if v is None else v)
-    uppers = sorted({r["upper_freq"] for r in recs}, key=lambda v: np.inf if v is None else v)
+    lowers = sorted({r["lower_freq"] for r in recs}, key=lambda v: bound_order(v, True))
+    uppers = sorted({r["upper_freq"] for r in recs}, key=lambda v: bound_order(v, False))
     data = np.full((len(lowers), len(uppers)), np.nan)
     for r in recs:
         data[lowers.index(r["lower_freq"]), uppers.index(r["upper_freq"])] = 100 * r["delta_ndcg10"] / r["baseline_ndcg10"]
-    fig = _figure(max(COLUMN, 1.3 + 0.62 * len(uppers)), 0.9 + 0.48 * len(lowers))
+    fig = new_figure(max(COLUMN, 1.3 + 0.62 * len(uppers)), 0.9 + 0.48 * len(lowers))
     ax = fig.add_subplot()
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", norm=TwoSlopeNorm(0, -lim - 1e-9, lim + 1e-9), aspect="auto")
@@ -72,8 +53,8 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
             txt += f"{'*' if r.get('significant') else ''}\n[{lo}, {hi}]"
         dark = abs(data[i, j]) > 0.6 * lim
         ax.text(j, i, txt, ha="center", va="center", fontsize=FONT - 1.5, color="white" if dark else "black")
-    ax.set_xticks(range(len(uppers)), [_fmt(v) for v in uppers], fontsize=FONT)
-    ax.set_yticks(range(len(lowers)), [_fmt(v) for v in lowers], fontsize=FONT)
+    ax.set_xticks(range(len(uppers)), [bound_text(v) for v in uppers], fontsize=FONT)
+    ax.set_yticks(range(len(lowers)), [bound_text(v) for v in lowers], fontsize=FONT)
     ax.set_xlabel("upper_freq (training interactions, inclusive)", fontsize=FONT)
     ax.set_ylabel("lower_freq (inclusive)", fontsize=FONT)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
@@ -89,7 +70,7 @@ def frontier(recs: list[dict], title: str, stem: Path) -> list[Path]:
     baseline's level; the baseline is the star at 0%. Each point names its band."""
     base = [r for r in recs if r["band"] == "baseline"]
     bands = [r for r in recs if r["band"] != "baseline" and r.get("delta_ndcg10") is not None]
-    fig = _figure(COLUMN, 2.6)
+    fig = new_figure(COLUMN, 2.6)
     ax = fig.add_subplot()
     if base:
         b = base[0]
@@ -115,7 +96,7 @@ def frontier(recs: list[dict], title: str, stem: Path) -> list[Path]:
     ax.set_xlabel("items without an own vector (% of items, symlog)", fontsize=FONT)
     ax.set_ylabel("test NDCG@10", fontsize=FONT)
     ax.set_title(title, fontsize=FONT)
-    _style(ax)
+    style_axes(ax, FONT)
     ax.legend(fontsize=FONT - 1, frameon=False)
     return save(fig, stem)
 
@@ -125,7 +106,7 @@ def buckets(recs: list[dict], title: str, stem: Path) -> list[Path]:
     the paired 95% CI: which items pay for the band."""
     bucket_names = list(dict.fromkeys(r["bucket"] for r in recs))
     bands = list(dict.fromkeys((r["band"], r["neighbours"]) for r in recs))
-    fig = _figure(COLUMN, 2.6)
+    fig = new_figure(COLUMN, 2.6)
     ax = fig.add_subplot()
     width = 0.8 / max(len(bands), 1)
     for k, (band, mode) in enumerate(bands):
@@ -142,6 +123,6 @@ def buckets(recs: list[dict], title: str, stem: Path) -> list[Path]:
     ax.set_xlabel("training frequency of the test target (interactions)", fontsize=FONT)
     ax.set_ylabel("Δ test NDCG@10 vs no band", fontsize=FONT)
     ax.set_title(title, fontsize=FONT)
-    _style(ax)
+    style_axes(ax, FONT)
     ax.legend(fontsize=FONT - 2, frameon=False, ncol=2)
     return save(fig, stem)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from embfreq.analysis.per_user import FILE as USERS_FILE
 from embfreq.analysis.per_user import per_user_metric, read_test_users
 from embfreq.analysis.stats import FREQ_BUCKETS, Change, bucket_label, in_bucket, paired_change
+from embfreq.band import band_label, bound_order
 
 SUMMARY_COLUMNS = (
     "data", "model", "variant", "neighbours", "lower_freq", "upper_freq", "band", "items", "items_in_band",
@@ -172,16 +172,12 @@ def _paired(c: Config, base: Config, buckets: list[dict]) -> dict:
 
 
 def _band(c: Config) -> str:
-    from embfreq.analysis.report import band_label
-
     return band_label(c.lower_freq, c.upper_freq)
 
 
 def _order(c: Config) -> tuple:
-    from embfreq.analysis.report import _bound_key
-
-    return (c.data, c.model, c.variant, not c.is_baseline, c.neighbours, _bound_key(c.lower_freq, True),
-            _bound_key(c.upper_freq, False))
+    return (c.data, c.model, c.variant, not c.is_baseline, c.neighbours, bound_order(c.lower_freq, True),
+            bound_order(c.upper_freq, False))
 
 
 def csv_text(records: list[dict], columns) -> str:

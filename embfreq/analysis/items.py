@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -114,7 +113,7 @@ def _cell(v) -> str:
 
 
 def write_items_csv(path, table: Sequence[Mapping], k: int | None = None) -> None:
-    """Write the item table atomically (temp file in the same dir, then os.replace).
+    """Write the item table atomically (``embfreq.io.atomic_path``: temp file, fsync, rename).
 
     Columns are ``item_columns(k)``; k is read from the table's ``hr@k`` key when not given.
     None/NaN become empty cells, booleans 0/1, floats full precision.
@@ -127,14 +126,12 @@ def write_items_csv(path, table: Sequence[Mapping], k: int | None = None) -> Non
             if hk:
                 k = int(hk[0][3:])
     cols = item_columns(k)
-    with atomic_path(path) as tmp:  # ordinary file mode (mkstemp alone makes 0600)
+    with atomic_path(path, durable=True) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(cols)
             for row in table:
                 w.writerow([_cell(row[c]) for c in cols])
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:

@@ -14,30 +14,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from embfreq.analysis.figure_base import new_figure, save_as, style_axes
 from embfreq.analysis.items import real_items
-from embfreq.io import atomic_path
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 PAGE = 7.0  # inches: the text width, for the four stacked panels
 FONT = 7.5  # points at print size (the figures are printed at their own size)
 SMALL = 7.0  # the smallest text drawn
 BAND_COLOUR = "tab:red"
-NORM_LABEL = "L2 norm of effective vector"  # the row the model scores with (run.NORM_COLUMN)
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    # constrained layout instead of bbox_inches="tight": the saved size stays the print size
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _style(ax) -> None:
-    ax.tick_params(labelsize=SMALL)
-    ax.grid(alpha=0.25, lw=0.5)
+NORM_LABEL = "L2 norm of effective vector"  # the row the model scores with (run_analysis.NORM_COLUMN)
 
 
 def _fit_title(title: str, width_in: float, fontsize: float = FONT) -> str:
@@ -58,8 +45,7 @@ def save_figure(fig: Figure, path) -> Path:
     path = Path(path)
     # dpi of the PDF only applies to the rasterised scatters (thousands of points stay a small file)
     for target, fmt, dpi in ((path, "png", 200), (path.with_suffix(".pdf"), "pdf", 300)):
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
+        save_as(fig, target, fmt, dpi=dpi)
     return path
 
 
@@ -95,7 +81,7 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
     _same_length(freq=f, **v, **({} if c is None else {"counts": c}), **({} if band is None else {"in_band": band}))
     order = np.argsort(f, kind="mergesort")
     x = np.arange(len(f))
-    fig = _new_figure(PAGE, 6.2)
+    fig = new_figure(PAGE, 6.2)
     axes = fig.subplots(4, 1, sharex=True)
     axes[0].plot(x, f[order], lw=1, color="tab:blue")
     # frequencies span 0 to thousands; symlog keeps the zeros (linear below 1)
@@ -124,7 +110,7 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
         axes[0].text(0.01, 0.95, "no item in band", transform=axes[0].transAxes, ha="left", va="top",
                      fontsize=SMALL, color=BAND_COLOUR)
     for ax in axes:
-        _style(ax)
+        style_axes(ax, SMALL)
     if len(f):
         axes[-1].set_xlim(-0.5, len(f) - 0.5)
     else:
@@ -227,7 +213,7 @@ def ci_bars(rows: list[dict], name: str, value_range: tuple[float, float] | None
 def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = None,
                              value_range: tuple[float, float] | None = (0.0, 1.0)) -> Figure:
     """The figure of ``plot_frequency_buckets`` from its rows."""
-    fig = _new_figure(COLUMN, 3.3)
+    fig = new_figure(COLUMN, 3.3)
     ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
     xs = np.array([r["bucket"] for r in rows])
     drawn = False
@@ -262,7 +248,7 @@ def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = Non
     ax_n.set_xlim(-0.5, max(len(rows), 1) - 0.5)
     ax_n.set_xlabel("training interactions (power-of-two bucket)", fontsize=FONT)
     for a in (ax, ax_n):
-        _style(a)
+        style_axes(a, SMALL)
     fig.align_ylabels([ax, ax_n])
     fig.suptitle(_fit_title(title, COLUMN) if title else "Metrics by training-frequency bucket", fontsize=FONT)
     return fig
@@ -286,7 +272,7 @@ def freq_vs_norm_figure(freq, norm, in_band, rho: float | None, *, title: str | 
     band = real_items(in_band, padding).astype(bool)
     _same_length(freq=f, norm=n, in_band=band)
     ok = np.isfinite(n)
-    fig = _new_figure(COLUMN, 2.9)
+    fig = new_figure(COLUMN, 2.9)
     ax = fig.subplots()
     for sel, colour, label in ((~band, "tab:blue", "out of band"), (band, BAND_COLOUR, "in band")):
         sel = sel & ok
@@ -299,7 +285,7 @@ def freq_vs_norm_figure(freq, norm, in_band, rho: float | None, *, title: str | 
     ax.set_ylabel(NORM_LABEL, fontsize=FONT)
     if ok.any():
         ax.legend(loc="best", markerscale=3, fontsize=SMALL, frameon=False)
-    _style(ax)
+    style_axes(ax, SMALL)
     rho_s = "n/a" if rho is None or (isinstance(rho, float) and math.isnan(rho)) else f"{rho:.3f}"
     head = _fit_title(title, COLUMN) + "\n" if title else ""
     ax.set_title(f"{head}Spearman ρ(freq, norm) = {rho_s}", fontsize=FONT)

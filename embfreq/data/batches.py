@@ -126,7 +126,15 @@ class BucketBatchSampler(Sampler):
         if self.bucketing and not self.shuffle:
             pools = [rows[i:i + self.pool] for i in range(0, len(rows), self.pool)]
             rows = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in pools]) if pools else rows
-        return [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        size = self._batch_size(_dist_rank_world()[1])
+        return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+    def _batch_size(self, world: int) -> int:
+        # evaluation under DDP: smaller batches where needed so that every rank gets one (Lightning
+        # refuses an empty loader); exact, since each user is scored on its own
+        if self.shuffle or world <= 1:
+            return self.batch_size
+        return max(1, min(self.batch_size, -(-len(self.rows) // world)))
 
     def __iter__(self):
         rank, world = _dist_rank_world()
@@ -139,9 +147,8 @@ class BucketBatchSampler(Sampler):
             yield self.epoch, b, batches[b]
 
     def __len__(self) -> int:
-        _, world = _dist_rank_world()
-        nb = -(-len(self.rows) // self.batch_size)
-        rank, _ = _dist_rank_world()
+        rank, world = _dist_rank_world()
+        nb = -(-len(self.rows) // self._batch_size(world))
         return -(-nb // world) if self.shuffle else len(range(rank, nb, world))
 
 

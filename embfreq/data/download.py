@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from embfreq.errors import DataError
-from embfreq.io import current_umask, sha256_file
+from embfreq.io import atomic_path, sha256_file
 
 _CHUNK = 1 << 20
 
@@ -43,31 +41,29 @@ def fetch(url: str, sha256: str, dest_dir: str | Path, *, timeout: float = 60.0)
     except OSError as e:
         raise DataError(f"{dest_dir}: cannot create download directory ({e.strerror or e})") from None
 
-    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
-        h = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-        except urllib.error.HTTPError as e:
-            raise DataError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
-        except urllib.error.URLError as e:
-            raise DataError(f"{url}: download failed ({e.reason})") from None
-        except (OSError, ValueError) as e:  # timeouts, resets, disk full, bad URL scheme
-            raise DataError(f"{url}: download failed ({e})") from None
-        actual = h.hexdigest()
-        if actual != expected:
-            raise DataError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
-        try:
-            os.chmod(tmp, 0o666 & ~current_umask())  # an ordinary file, not mkstemp's 0600
-            os.replace(tmp, dest)
-        except OSError as e:
-            raise DataError(f"{dest}: cannot save download from {url} ({e.strerror or e})") from None
-    finally:
-        # Covers every failure above, KeyboardInterrupt included; a no-op after os.replace.
-        tmp.unlink(missing_ok=True)
+        with atomic_path(dest, suffix=".part") as tmp:  # removed again on any failure, Ctrl-C included
+            actual = _download(url, tmp, timeout)
+            if actual != expected:
+                raise DataError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
+    except OSError as e:  # the temp file could not be made or renamed into place
+        raise DataError(f"{dest}: cannot save download from {url} ({e.strerror or e})") from None
     return dest
+
+
+def _download(url: str, to: Path, timeout: float) -> str:
+    """Write the body of `url` to `to`; returns its sha256."""
+    h = hashlib.sha256()
+    try:
+        with open(to, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            while chunk := resp.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as e:
+        raise DataError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
+    except urllib.error.URLError as e:
+        raise DataError(f"{url}: download failed ({e.reason})") from None
+    except (OSError, ValueError) as e:  # timeouts, resets, disk full, bad URL scheme
+        raise DataError(f"{url}: download failed ({e})") from None
+    return h.hexdigest()
 

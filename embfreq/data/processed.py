@@ -19,6 +19,7 @@ from embfreq.data import cache
 from embfreq.data.graph import build_operator, item_frequency
 from embfreq.data.preprocess import Sequences, Split, build_sequences, drop_short_users, leave_one_out
 from embfreq.data.sources import resolve_source
+from embfreq.errors import DataError
 from embfreq.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,13 @@ def _usable_cache_dir(cache_dir: Path) -> bool:
 PROCESSING_VERSION = 2
 
 
+def _source_sha256(src) -> str:
+    try:
+        return sha256_file(src)
+    except OSError as e:  # no read permission, a vanished file: one line, as when reading it
+        raise DataError(f"{src}: cannot read file ({e.strerror or e})") from None
+
+
 def load_processed(
     path: str | None = None,
     bundled: str | None = None,
@@ -196,7 +204,7 @@ def load_processed(
         "max_neighbours": max_neighbours,
         "drop_duplicates": bool(drop_duplicates),
     }
-    key = (cache.cache_key({"source_sha256": sha256_file(src), "processing": PROCESSING_VERSION, **params})
+    key = (cache.cache_key({"source_sha256": _source_sha256(src), "processing": PROCESSING_VERSION, **params})
            if use_cache and cache_dir and _usable_cache_dir(Path(cache_dir)) else None)
     with _build_lock(Path(cache_dir)) if key is not None else contextlib.nullcontext():
         if key is not None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import zlib
 from pathlib import Path
 
-from embfreq.errors import DataError
+from embfreq.errors import DataError, first_line
 
 BUNDLED_DIR = Path(__file__).with_name("bundled")
 
-# sha256 of the uncompressed files, as published in shared/data/README.md
+# sha256 of the uncompressed files, as published in shared/data/README.md (and bundled/README.md)
 BUNDLED_SHA256 = {
     "Beauty.txt.gz": "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
     "Yelp.txt.gz": "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed",
@@ -38,5 +41,34 @@ def resolve_source(
     if bundled:
         if bundled not in BUNDLED_SHA256:
             raise DataError(f"unknown bundled dataset {bundled!r}; bundled: {sorted(BUNDLED_SHA256)}")
-        return BUNDLED_DIR / bundled
+        path = BUNDLED_DIR / bundled
+        check_bundled(path, BUNDLED_SHA256[bundled])
+        return path
     raise DataError("no data source: set data.path (a local file), data.url with data.sha256, or data.bundled")
+
+
+_checked: set[tuple] = set()  # (path, size, mtime) of bundled files already checked in this process
+
+
+def check_bundled(path: Path, sha256: str) -> None:
+    """Refuse a bundled file whose content is not the published one (a damaged or replaced install):
+    every result would silently be on other data. About 15 ms for Beauty, once per process."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: bundled data file missing ({e.strerror or e}); reinstall embfreq") from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key in _checked:
+        return
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated, corrupt blocks
+        raise DataError(f"{path}: damaged bundled data file ({type(e).__name__}: {first_line(e)}); "
+                        "reinstall embfreq") from None
+    if h.hexdigest() != sha256:
+        raise DataError(f"{path}: bundled data file does not match its published sha256 "
+                        f"(expected {sha256[:12]}..., got {h.hexdigest()[:12]}...); reinstall embfreq")
+    _checked.add(key)

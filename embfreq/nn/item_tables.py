@@ -94,7 +94,7 @@ class BandItemTable(nn.Module):
 
         self.num_embeddings, self.embedding_dim = n, embedding_dim
         self.lower_freq, self.upper_freq, self.padding_idx = lower_freq, upper_freq, padding_idx
-        self.neighbours = self.strategy  # what figure titles print after "neighbours=" (analysis.run.run_title)
+        self.neighbours = self.strategy  # what figure titles print after "neighbours=" (analysis.run_analysis.run_title)
         self._factory = {"device": device, "dtype": dtype}
         wdevice = torch.empty(0, device=device).device
 

@@ -1,15 +1,16 @@
-"""A run directory: its config, its checkpoints, and the model rebuilt from them."""
+"""A run directory: its config, its metrics.json, its checkpoints, and the model rebuilt from them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.errors import UserError
+from embfreq.errors import UserError, first_line
 
 CONFIG = "config.yaml"
+METRICS = "metrics.json"
 
 
 def run_config(run_dir: str | Path) -> DictConfig:
@@ -20,10 +21,28 @@ def run_config(run_dir: str | Path) -> DictConfig:
     try:
         cfg = OmegaConf.load(path)
     except Exception as e:  # YAML syntax error or unreadable file: one line, not a parser traceback
-        raise UserError(f"{path}: unreadable run config ({type(e).__name__}: {_first_line(e)})") from None
+        raise UserError(f"{path}: unreadable run config ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise UserError(f"{path}: not a run config (no model and data sections)")
     return cfg
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    """A run's metrics.json, or {} when it has none (unfinished or killed). A damaged one is an
+    error, so that nobody overwrites or reports it as if it were empty."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return {}
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path}: unreadable {METRICS} ({type(e).__name__}: {first_line(e)})") from None
+    if not isinstance(m, dict):
+        raise UserError(f"{path}: unreadable {METRICS} (expected a JSON object, got {type(m).__name__})")
+    for key in ("test", "val", "seconds"):
+        if key in m and not isinstance(m[key], dict):
+            raise UserError(f"{path}: unreadable {METRICS} ({key!r} is not an object)")
+    return m
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
@@ -35,17 +54,14 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint, loaded without unpickling arbitrary objects."""
+    import torch  # here, not at the top: the report reads metrics.json without paying for torch
+
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise UserError(f"{path}: empty checkpoint (0 bytes; a save was interrupted)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign file
-        raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
-
-
-def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else "no message"
+        raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {first_line(e)})") from None
 
 
 def restore(run_dir: str | Path, which: str = "best"):
@@ -60,5 +76,5 @@ def restore(run_dir: str | Path, which: str = "best"):
     try:
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, RuntimeError) as e:
-        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({_first_line(e)})") from None
+        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({first_line(e)})") from None
     return cfg, dm, model.eval()

@@ -1,0 +1,172 @@
+"""The runs of a sweep, read from their directories: one `Row` per run from its metrics.json and
+config.yaml, each named by its variant, given its baseline, in report order (`load_rows`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embfreq.analysis.baselines import assign_baselines, assign_variants
+from embfreq.band import band_label, bound_order
+from embfreq.errors import UserError, first_line
+from embfreq.run_dir import CONFIG, METRICS, read_metrics
+
+HR, NDCG = "test/hr@10", "test/ndcg@10"
+
+
+class ReportError(UserError):
+    """No runs under a path, or a run's files cannot be read."""
+
+
+@dataclass
+class Row:
+    run_dir: Path
+    status: str  # ok | skipped | failed | missing (no metrics.json: unfinished or killed)
+    reason: str = ""
+    model: str | None = None
+    data: str | None = None
+    seed: int | None = None
+    lower_freq: float | None = None
+    upper_freq: float | None = None
+    neighbours: str | None = None
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # flattened: dotted key -> value
+    variant: str = ""  # config differences from the other runs of the same model and data
+    baseline: dict = field(default_factory=dict)  # hr, ndcg, runs (how many baselines were averaged)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.lower_freq is None and self.upper_freq is None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def hr(self) -> float | None:
+        return as_number(self.metrics.get("test", {}).get(HR)) if self.ok else None
+
+    @property
+    def ndcg(self) -> float | None:
+        return as_number(self.metrics.get("test", {}).get(NDCG)) if self.ok else None
+
+    @property
+    def share(self) -> float | None:
+        return as_number(self.metrics.get("share_in_band"))
+
+    @property
+    def band(self) -> str:
+        return band_label(self.lower_freq, self.upper_freq)
+
+    @property
+    def panel(self) -> tuple:
+        """Runs that share a heatmap: same model, data, other config and neighbour mode."""
+        return (self.model or "?", self.data or "?", self.variant, self.neighbours or "")
+
+
+def load_rows(paths) -> list[Row]:
+    """Every run under `paths`, with its variant and baseline, in report order."""
+    rows = [read_run(d) for d in find_run_dirs(paths)]
+    assign_variants(rows)
+    assign_baselines(rows)
+    rows.sort(key=_row_order)
+    return rows
+
+
+def find_run_dirs(paths) -> list[Path]:
+    """Run directories named by `paths`: each path is a run dir, or searched for run dirs below it.
+
+    A run dir holds metrics.json or config.yaml; Hydra's own `.hydra/` copies and other hidden
+    folders (`.submitit/`) are not runs.
+    """
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ReportError(f"{p}: no such file or directory")
+        if p.is_file():
+            if p.name not in (METRICS, CONFIG):
+                raise ReportError(f"{p}: not a sweep or run directory")
+            p = p.parent
+        if _is_run_dir(p):
+            found.add(p.resolve())
+            continue
+        for name in (METRICS, CONFIG):
+            for f in p.rglob(name):
+                rel = f.parent.relative_to(p).parts
+                if not any(part.startswith(".") for part in rel):
+                    found.add(f.parent.resolve())
+    if not found:
+        raise ReportError(f"no runs under {', '.join(map(str, paths))} (no {METRICS} or {CONFIG} found)")
+    return sorted(found)
+
+
+def _is_run_dir(p: Path) -> bool:
+    return not p.name.startswith(".") and ((p / METRICS).is_file() or (p / CONFIG).is_file())
+
+
+def read_run(run_dir: Path) -> Row:
+    """One run's row; a metrics.json or config.yaml that exists but cannot be parsed is an error."""
+    config = _read_config(run_dir / CONFIG) if (run_dir / CONFIG).is_file() else {}
+    if not (run_dir / METRICS).is_file():
+        m = {}
+        status, reason = "missing", f"no {METRICS}: the job is unfinished or was killed"
+    else:
+        try:
+            m = read_metrics(run_dir)
+        except UserError as e:
+            raise ReportError(str(e)) from None
+        # no status: an old record, ok only when it holds test results
+        status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
+        reason = str(m.get("reason") or m.get("error") or "")
+    flat = _flatten(config)
+
+    def pick(key, config_key=None):  # metrics.json first; config.yaml for runs without one
+        return m[key] if key in m else flat.get(config_key or key)
+
+    return Row(
+        run_dir=run_dir, status=status, reason=reason, model=pick("model", "model.name"),
+        data=pick("data", "data.name"), seed=as_int(pick("seed")), lower_freq=as_number(pick("lower_freq")),
+        upper_freq=as_number(pick("upper_freq")), neighbours=pick("neighbours"), metrics=m, config=flat,
+    )
+
+
+def _read_config(path: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    try:
+        c = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as e:  # YAML or OmegaConf errors of many kinds
+        raise ReportError(f"{path}: unreadable {CONFIG} ({type(e).__name__}: {first_line(e)})") from None
+    return c if isinstance(c, dict) else {}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def as_number(v) -> float | None:
+    """A number from a JSON or YAML value (whole floats as int), or None for anything else."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
+def as_int(v) -> int | None:
+    x = as_number(v)
+    return int(x) if x is not None else None
+
+
+def _row_order(r: Row) -> tuple:
+    return (str(r.model), str(r.data), r.variant, not r.is_baseline, bound_order(r.lower_freq, True),
+            bound_order(r.upper_freq, False), str(r.neighbours), r.seed if r.seed is not None else -1, str(r.run_dir))
