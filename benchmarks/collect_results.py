@@ -3,13 +3,15 @@
     python benchmarks/collect_results.py SWEEP_DIR [SWEEP_DIR ...] --to docs/results/bands
 
 Per run: metrics.json, config.yaml and test_users.npz (no checkpoints, no TensorBoard), under
-<to>/runs/<sweep dir name>/<seed dir>/<run dir>. Runs without metrics.json (unfinished) are left out.
+<to>/runs/<sweep dir name>/<seed dir>/<run dir>. Runs without metrics.json (unfinished) and runs
+stopped on purpose ("status": "interrupted", e.g. a sweep cut short) are left out, and listed.
 Then `python -m embfreq.report <to> --out <to>` regenerates the tables and figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +29,9 @@ def main() -> int:
         for m in sorted(sweep.rglob("metrics.json")):
             run = m.parent
             if any(p.startswith(".") for p in run.relative_to(sweep).parts):
+                continue
+            if json.loads(m.read_text()).get("status") == "interrupted":
+                print(f"left out (interrupted): {run}")
                 continue
             dest = args.to / "runs" / sweep.parent.name / sweep.name / run.relative_to(sweep)
             dest.mkdir(parents=True, exist_ok=True)

@@ -272,3 +272,43 @@ def test_per_user_file_that_disagrees_with_metrics_is_refused(tmp_path):
     (d / "metrics.json").write_text(json.dumps(m))
     with pytest.raises(ReportError, match="test_users.npz gives ndcg@10"):
         make_report([s])
+
+
+def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path):
+    """An older run config (model.max_epochs, model.net.lr, no drop_duplicates / item_table) and
+    today's (trainer.max_epochs, model.optimizer, defaults written out) are the same experiment:
+    no variant split, and the band run finds its baseline. A real difference still splits."""
+    s = tmp_path / "s"
+    old = fake_run(s, "old_base", lower=None, upper=None, ndcg=0.2, net={"lr": 0.001, "optimizer": "adam"})
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    cfg["model"]["max_epochs"] = 200
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg))
+    new = fake_run(s, "new_band", lower=0, upper=5, ndcg=0.3)
+    cfg = yaml.safe_load((new / "config.yaml").read_text())
+    cfg["model"]["optimizer"] = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.001}
+    cfg["model"]["scheduler"] = None
+    cfg["trainer"]["max_epochs"] = 200
+    cfg["data"]["drop_duplicates"] = False
+    cfg["item_table"] = {"name": "neighbours"}
+    cfg["eval"] = {"repeat_target": "rank"}
+    cfg["monitor"] = {"metric": "val/ndcg@10", "mode": "max"}
+    cfg["callbacks"] = {"early_stopping": {"patience": 10}}
+    (new / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rows = {r.run_dir.name: r for r in load_rows([s])}
+    assert rows["old_base"].variant == rows["new_band"].variant == ""
+    assert rows["new_band"].baseline["ndcg"] == pytest.approx(0.2)
+    other = fake_run(s, "hashed_band", lower=0, upper=5, ndcg=0.25)
+    cfg["item_table"] = {"name": "hashed", "buckets": 256}
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rows = {r.run_dir.name: r for r in load_rows([s])}
+    assert "item_table.name=hashed" in rows["hashed_band"].variant and rows["new_band"].variant != rows["hashed_band"].variant
+
+
+@pytest.mark.parametrize("marker, data", [("findings-table", "beauty_1000"), ("findings-table-yelp", "yelp")])
+def test_readme_findings_tables_equal_the_committed_summary(marker, data):
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"<!-- {marker}:")
+    block = readme[readme.index("\n", start) + 1:readme.index(f"<!-- /{marker} -->")]
+    out = subprocess.run([sys.executable, "benchmarks/findings_table.py", "--data", data], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert block.strip() == out.strip()

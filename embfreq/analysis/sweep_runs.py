@@ -118,7 +118,7 @@ def read_run(run_dir: Path) -> Row:
         # no status: an old record, ok only when it holds test results
         status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
         reason = str(m.get("reason") or m.get("error") or "")
-    flat = _flatten(config)
+    flat = current_layout(_flatten(config))
 
     def pick(key, config_key=None):  # metrics.json first; config.yaml for runs without one
         return m[key] if key in m else flat.get(config_key or key)
@@ -128,6 +128,32 @@ def read_run(run_dir: Path) -> Row:
         data=pick("data", "data.name"), seed=as_int(pick("seed")), lower_freq=as_number(pick("lower_freq")),
         upper_freq=as_number(pick("upper_freq")), neighbours=pick("neighbours"), metrics=m, config=flat,
     )
+
+
+# Run configs written by earlier versions: keys that moved, and keys added later with the value
+# that reproduces the old behaviour. Without these, one experiment run across versions would split
+# into "variants" by layout alone, and lose its baseline.
+MOVED_KEYS = {"model.max_epochs": "trainer.max_epochs", "model.net.lr": "model.optimizer.lr",
+              "model.net.weight_decay": "model.optimizer.weight_decay"}
+OLD_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
+ADDED_KEYS = {"data.drop_duplicates": False, "item_table.name": "neighbours", "eval.repeat_target": "rank",
+              "monitor.metric": "val/ndcg@10", "monitor.mode": "max", "model.optimizer._partial_": True,
+              "model.scheduler": None}
+
+
+def current_layout(flat: dict) -> dict:
+    """A flattened run config in today's key layout (see MOVED_KEYS, ADDED_KEYS)."""
+    out = dict(flat)
+    for old, new in MOVED_KEYS.items():
+        if old in out:
+            out.setdefault(new, out.pop(old))
+    if "model.net.optimizer" in out:
+        name = out.pop("model.net.optimizer")
+        out.setdefault("model.optimizer._target_", OLD_OPTIMIZERS.get(name, name))
+    for key, value in ADDED_KEYS.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
 
 
 def _read_config(path: Path) -> dict:
