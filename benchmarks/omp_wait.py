@@ -1,5 +1,5 @@
 """OpenMP wait policy and threads on a busy or a quiet machine: SASRec training steps and a
-validation pass on beauty_1000, each setting in a fresh process (libgomp reads its environment
+validation pass on beauty_1000 (or --data beauty), each setting in a fresh process (libgomp reads its environment
 once, at load), interleaved, median of the repeats.
 
     python benchmarks/omp_wait.py --threads 2 --repeats 3 --batches 40
@@ -17,6 +17,10 @@ import subprocess
 import sys
 import time
 
+DATASETS = {  # the bundled configs of embfreq/conf/data/
+    "beauty_1000": {"bundled": "Beauty.txt.gz", "min_user_interactions": 10, "min_item_interactions": 0},
+    "beauty": {"bundled": "Beauty.txt.gz", "min_user_interactions": 5, "min_item_interactions": 5},
+}
 SETTINGS = {
     "default (spin, libgomp's 300k-iteration spin)": {},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -34,7 +38,7 @@ import torch
 torch.set_num_threads({threads})
 from embfreq.data.datamodule import RecDataModule
 from embfreq.models import SASRec
-dm = RecDataModule({{"bundled": "Beauty.txt.gz", "min_user_interactions": 10, "min_item_interactions": 0}},
+dm = RecDataModule({load_args!r},
                    cache_dir={cache!r}, sampling="seq", maxlen=50, batch_size=256, eval_batch_size=512, seed=0)
 dm.setup("fit")
 torch.manual_seed(0)
@@ -63,7 +67,8 @@ print("RESULT", json.dumps({{"train": train, "val": val, "env": {{k: os.environ.
 def run(setting: dict | None, args) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     env.update(setting or {})
-    code = WORKER.format(cli=setting is None, threads=args.threads, cache=args.cache, batches=args.batches)
+    code = WORKER.format(cli=setting is None, threads=args.threads, cache=args.cache, batches=args.batches,
+                         load_args=DATASETS[args.data])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -75,6 +80,7 @@ def run(setting: dict | None, args) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", choices=sorted(DATASETS), default="beauty_1000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--only", nargs="*", help="settings to run (substrings of their names)")
@@ -89,7 +95,7 @@ def main(argv=None) -> None:
             res[name].append(run(setting, args))
     load1 = os.getloadavg()
     base = {p: statistics.median(r[p] for r in res[next(iter(SETTINGS))]) for p in ("train", "val")}
-    print(f"{args.threads} threads, {args.batches} training batches (batch 256) + one validation pass, beauty_1000; "
+    print(f"{args.threads} threads, {args.batches} training batches (batch 256) + one validation pass, {args.data}; "
           f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end; {time.strftime('%Y-%m-%d %H:%M')}\n")
     print("| setting | train s (median) | val s (median) | train / default | val / default | all repeats (train) |")
     print("|---|---|---|---|---|---|")

@@ -301,7 +301,10 @@ def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path
     cfg["item_table"] = {"name": "hashed", "buckets": 256}
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
     rows = {r.run_dir.name: r for r in load_rows([s])}
-    assert "item_table.name=hashed" in rows["hashed_band"].variant and rows["new_band"].variant != rows["hashed_band"].variant
+    # another item-table strategy is a mode of the band, like outside_band: same variant and baseline
+    assert rows["hashed_band"].neighbours == "hashed buckets=256" and rows["hashed_band"].variant == ""
+    assert rows["hashed_band"].baseline["ndcg"] == pytest.approx(0.2)
+    assert "[0, 5] (hashed buckets=256)" in make_report([s]).table
 
 
 @pytest.mark.parametrize("marker, data", [("findings-table", "beauty_1000"), ("findings-table-yelp", "yelp")])

@@ -153,15 +153,16 @@ def test_joblib_jobs_divide_the_cores_this_process_may_use(monkeypatch):
         HydraConfig.instance().cfg = None
 
 
-def test_cli_shortens_the_openmp_spin_unless_the_user_chose():
+def test_cli_waits_passively_unless_the_user_chose():
     code = ("import os, sys; import embfreq.train; "
             "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["10000", "None"]
-    out = subprocess.run([sys.executable, "-c", code], env={**clean, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["None", "ACTIVE"]
+    assert out.stdout.split() == ["None", "PASSIVE"]
+    for mine, expected in (({"OMP_WAIT_POLICY": "ACTIVE"}, ["None", "ACTIVE"]), ({"GOMP_SPINCOUNT": "5"}, ["5", "None"])):
+        out = subprocess.run([sys.executable, "-c", code], env={**clean, **mine}, capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.split() == expected
     # it runs before torch is imported, or libgomp would never read it
     src = (ROOT / "embfreq" / "train.py").read_text()
     assert src.index("configure_openmp()") < src.index("import torch")

@@ -11,7 +11,7 @@ import numpy as np
 # own axes, and these others do not change results.
 IGNORED_KEYS = ("seed", "lower_freq", "upper_freq", "neighbours", "cache_dir", "threads", "num_workers",
                 "resume", "analysis", "bucketing", "eval.batch_size")
-IGNORED_PREFIXES = ("trainer.", "callbacks.", "logger.")  # run mechanics: the best checkpoint's monitor is monitor.*
+IGNORED_PREFIXES = ("trainer.", "callbacks.", "logger.", "item_table.")  # item_table: a mode, as neighbours  # run mechanics: the best checkpoint's monitor is monitor.*
 
 
 def _ignored(key: str) -> bool:

@@ -126,8 +126,21 @@ def read_run(run_dir: Path) -> Row:
     return Row(
         run_dir=run_dir, status=status, reason=reason, model=pick("model", "model.name"),
         data=pick("data", "data.name"), seed=as_int(pick("seed")), lower_freq=as_number(pick("lower_freq")),
-        upper_freq=as_number(pick("upper_freq")), neighbours=pick("neighbours"), metrics=m, config=flat,
+        upper_freq=as_number(pick("upper_freq")), neighbours=substitute(pick("neighbours"), flat), metrics=m,
+        config=flat,
     )
+
+
+def substitute(neighbours, flat: dict):
+    """What a band item uses instead of its own vector: the neighbour mode (all, outside_band), or
+    another item-table strategy with its budget, e.g. "hashed buckets=256". Like the neighbour
+    mode, it is compared with the same no-band baseline."""
+    name = flat.get("item_table.name")
+    if name in (None, "neighbours"):
+        return neighbours
+    params = sorted((k.removeprefix("item_table."), v) for k, v in flat.items()
+                    if k.startswith("item_table.") and k != "item_table.name" and v is not None)
+    return " ".join([str(name)] + [f"{k}={v}" for k, v in params])
 
 
 # Run configs written by earlier versions: keys that moved, and keys added later with the value
