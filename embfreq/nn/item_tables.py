@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embfreq.nn.smoothed_embedding import NEIGHBOURS, SmoothedItemEmbedding, _check_bound
+from embfreq.nn.smoothed_embedding import NEIGHBOURS, SmoothedItemEmbedding, _check_bound, band_mask
 
 
 def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
@@ -99,15 +99,7 @@ class BandItemTable(nn.Module):
         wdevice = torch.empty(0, device=device).device
 
         freq = freq.to(wdevice)
-        in_band = torch.zeros(n, dtype=torch.bool, device=wdevice)
-        if lower_freq is not None or upper_freq is not None:
-            in_band = torch.ones(n, dtype=torch.bool, device=wdevice)
-            if lower_freq is not None:
-                in_band &= freq >= lower_freq
-            if upper_freq is not None:
-                in_band &= freq <= upper_freq
-        if padding_idx is not None:
-            in_band[padding_idx] = False
+        in_band = band_mask(freq, lower_freq, upper_freq, padding_idx)
         # State like SmoothedItemEmbedding's: `RankingModel.load_from_checkpoint` rebuilds from item_freq
         self.register_buffer("item_freq", freq.clone())
         self.register_buffer("in_band", in_band)

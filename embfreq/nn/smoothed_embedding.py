@@ -70,6 +70,22 @@ def _coo_triplets(operator: torch.Tensor):
     return rows, operator.col_indices().to(torch.int64), operator.values()
 
 
+def band_mask(freq: torch.Tensor, lower_freq: Optional[float], upper_freq: Optional[float],
+              padding_idx: Optional[int]) -> torch.Tensor:
+    """(n,) bool: lower_freq <= freq <= upper_freq (None = open side; both None = no band); the
+    padding row is never in the band."""
+    in_band = torch.zeros(freq.shape[0], dtype=torch.bool, device=freq.device)
+    if lower_freq is not None or upper_freq is not None:
+        in_band = torch.ones_like(in_band)
+        if lower_freq is not None:
+            in_band &= freq >= lower_freq
+        if upper_freq is not None:
+            in_band &= freq <= upper_freq
+    if padding_idx is not None:
+        in_band[padding_idx] = False
+    return in_band
+
+
 def _check_bound(name: str, value) -> Optional[float]:
     if value is None:
         return None
@@ -157,17 +173,8 @@ class SmoothedItemEmbedding(nn.Module):
         wdtype = torch.empty(0, **factory).dtype
         wdevice = torch.empty(0, device=device).device
 
-        # Band mask; the padding row is forced out.
         freq = freq.to(wdevice)
-        in_band = torch.zeros(n, dtype=torch.bool, device=wdevice)
-        if lower_freq is not None or upper_freq is not None:
-            in_band = torch.ones(n, dtype=torch.bool, device=wdevice)
-            if lower_freq is not None:
-                in_band &= freq >= lower_freq
-            if upper_freq is not None:
-                in_band &= freq <= upper_freq
-        if padding_idx is not None:
-            in_band[padding_idx] = False
+        in_band = band_mask(freq, lower_freq, upper_freq, padding_idx)
         band_idx = torch.nonzero(in_band).flatten()
         out_idx = torch.nonzero(~in_band).flatten()
         restrict = neighbours == "outside_band"
