@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embfreq.nn.smoothed_embedding import NEIGHBOURS, SmoothedItemEmbedding, _check_bound, band_mask
+from embfreq.nn.smoothed_embedding import NEIGHBOURS, SmoothedItemEmbedding, band_mask, check_band_arguments
 
 
 def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
@@ -78,19 +78,8 @@ class BandItemTable(nn.Module):
         super().__init__()
         n = _check_int("num_embeddings", num_embeddings, 1)
         _check_int("embedding_dim", embedding_dim, 1)
-        lower_freq, upper_freq = _check_bound("lower_freq", lower_freq), _check_bound("upper_freq", upper_freq)
-        if lower_freq is not None and upper_freq is not None and lower_freq > upper_freq:
-            raise ValueError(f"lower_freq ({lower_freq}) must be <= upper_freq ({upper_freq})")
-        if padding_idx is not None:
-            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) or not -n <= padding_idx < n:
-                raise ValueError(f"padding_idx must be an int in [{-n}, {n - 1}] or None, got {padding_idx!r}")
-            padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
-        try:
-            freq = torch.as_tensor(item_freq)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"item_freq must be a 1-D tensor of length {n}: {exc}") from None
-        if freq.dim() != 1 or freq.shape[0] != n:
-            raise ValueError(f"item_freq must be a 1-D tensor of length num_embeddings={n}, got shape {tuple(freq.shape)}")
+        freq, lower_freq, upper_freq, padding_idx = check_band_arguments(n, item_freq, lower_freq, upper_freq,
+                                                                         padding_idx)
 
         self.num_embeddings, self.embedding_dim = n, embedding_dim
         self.lower_freq, self.upper_freq, self.padding_idx = lower_freq, upper_freq, padding_idx

@@ -86,6 +86,26 @@ def band_mask(freq: torch.Tensor, lower_freq: Optional[float], upper_freq: Optio
     return in_band
 
 
+def check_band_arguments(n: int, item_freq, lower_freq, upper_freq, padding_idx):
+    """(freq tensor, lower, upper, padding_idx >= 0) of an item table with `n` rows, or ValueError
+    naming the bad argument; every item-table strategy checks its band the same way."""
+    lower_freq = _check_bound("lower_freq", lower_freq)
+    upper_freq = _check_bound("upper_freq", upper_freq)
+    if lower_freq is not None and upper_freq is not None and lower_freq > upper_freq:
+        raise ValueError(f"lower_freq ({lower_freq}) must be <= upper_freq ({upper_freq})")
+    if padding_idx is not None:
+        if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) or not -n <= padding_idx < n:
+            raise ValueError(f"padding_idx must be an int in [{-n}, {n - 1}] or None, got {padding_idx!r}")
+        padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
+    try:
+        freq = torch.as_tensor(item_freq)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"item_freq must be a 1-D tensor of length {n}: {exc}") from None
+    if freq.dim() != 1 or freq.shape[0] != n:
+        raise ValueError(f"item_freq must be a 1-D tensor of length num_embeddings={n}, got shape {tuple(freq.shape)}")
+    return freq, lower_freq, upper_freq, padding_idx
+
+
 def _check_bound(name: str, value) -> Optional[float]:
     if value is None:
         return None
@@ -138,23 +158,8 @@ class SmoothedItemEmbedding(nn.Module):
         n = num_embeddings
         if neighbours not in NEIGHBOURS:
             raise ValueError(f"unknown neighbours {neighbours!r}; expected one of {NEIGHBOURS}")
-        lower_freq = _check_bound("lower_freq", lower_freq)
-        upper_freq = _check_bound("upper_freq", upper_freq)
-        if lower_freq is not None and upper_freq is not None and lower_freq > upper_freq:
-            raise ValueError(f"lower_freq ({lower_freq}) must be <= upper_freq ({upper_freq})")
-        if padding_idx is not None:
-            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) or not -n <= padding_idx < n:
-                raise ValueError(f"padding_idx must be an int in [{-n}, {n - 1}] or None, got {padding_idx!r}")
-            padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
-
-        try:
-            freq = torch.as_tensor(item_freq)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"item_freq must be a 1-D tensor of length {n}: {exc}") from None
-        if freq.dim() != 1 or freq.shape[0] != n:
-            raise ValueError(
-                f"item_freq must be a 1-D tensor of length num_embeddings={n}, got shape {tuple(freq.shape)}"
-            )
+        freq, lower_freq, upper_freq, padding_idx = check_band_arguments(n, item_freq, lower_freq, upper_freq,
+                                                                         padding_idx)
         if not isinstance(operator, torch.Tensor) or operator.layout not in (torch.sparse_coo, torch.sparse_csr):
             got = operator.layout if isinstance(operator, torch.Tensor) else type(operator).__name__
             raise ValueError(f"operator must be a sparse COO or CSR torch tensor, got {got}")
