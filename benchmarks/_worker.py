@@ -123,7 +123,7 @@ def _datamodule(spec: dict, sampling: str, max_neighbours=None):
 
     args = dict(spec["load_args"], max_neighbours=max_neighbours)
     bs = 256 if sampling == "seq" else 2048
-    dm = RecDataModule(args, cache_dir=spec["cache_dir"], sampling=sampling, maxlen=50, batch_size=bs,
+    dm = RecDataModule(**args, cache_dir=spec["cache_dir"], sampling=sampling, maxlen=50, batch_size=bs,
                        eval_batch_size=512, seed=1)
     dm.setup()
     return dm
@@ -146,14 +146,18 @@ def _sync(device: str) -> None:
 def _model(model: str, dm, band: str, seed: int = 1, operator=None, device: str = "cpu"):
     import torch
 
+    from functools import partial
+
     from embfreq.models import MFBPR, SASRec
+    from embfreq.nn.sasrec import SASRecEncoder
 
     lo, hi = BANDS[band]
     torch.manual_seed(seed)
     op = dm.operator if operator is None else operator
     common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=op, lower_freq=lo, upper_freq=hi)
     if model == "sasrec":
-        net = SASRec(maxlen=50, embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.2, loss="bce", **common)
+        encoder = partial(SASRecEncoder, maxlen=50, embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.2)
+        net = SASRec(encoder, embedding_dim=64, loss="bce", **common)
     else:
         net = MFBPR(num_users=dm.num_users, embedding_dim=64, **common)
     return net.to(device)  # before configure_optimizers: the fused Adam needs its parameters in place

@@ -46,7 +46,7 @@ def write_data(path: Path, users: int, items: int, seed: int = 0) -> Path:
 
 def common_args(data: Path, model: str, epochs: int) -> list[str]:
     return [f"model={model}", "data=custom", f"data.path={data}", "data.min_user_interactions=0",
-            "data.min_item_interactions=0", f"trainer.max_epochs={epochs}", "eval_every=2", "model.batch_size=128",
+            "data.min_item_interactions=0", f"trainer.max_epochs={epochs}", "eval_every=2", "data.batch_size=128",
             "analysis=false", "trainer=cpu", *BAND_GRID]
 
 

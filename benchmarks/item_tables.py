@@ -39,7 +39,7 @@ def load_data(args):
     load_args = OmegaConf.to_container(OmegaConf.load(CONF / "data" / f"{args.data}.yaml"), resolve=True)
     load_args.pop("name", None)
     cache = args.cache_dir or os.environ.get("EMBFREQ_CACHE") or str(Path(os.environ.get("HOME", ".")) / ".cache/embfreq")
-    dm = RecDataModule(load_args, cache_dir=cache, sampling="seq", maxlen=args.maxlen, batch_size=args.batch_size,
+    dm = RecDataModule(**load_args, cache_dir=cache, sampling="seq", maxlen=args.maxlen, batch_size=args.batch_size,
                        seed=args.seed)
     dm.setup()
     return dm
@@ -49,12 +49,16 @@ def build(dm, table: str | None, neighbours: str, args):
     import torch
     from omegaconf import OmegaConf
 
+    from functools import partial
+
     from embfreq.models import SASRec
+    from embfreq.nn.sasrec import SASRecEncoder
 
     spec = None if table is None else OmegaConf.to_container(OmegaConf.load(CONF / "item_table" / f"{table}.yaml"))
     lo, hi = (None, None) if table is None else args.band
     torch.manual_seed(args.seed)
-    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=args.maxlen,
+    model = SASRec(partial(SASRecEncoder, maxlen=args.maxlen, embedding_dim=args.dim), num_items=dm.num_items,
+                   item_freq=dm.item_freq, operator=dm.operator,
                    embedding_dim=args.dim, loss="bce", lower_freq=lo, upper_freq=hi, neighbours=neighbours,
                    item_table=spec).to(args.device)
     opt = model.configure_optimizers()  # after .to(): the fused optimiser needs its parameters in place

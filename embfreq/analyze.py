@@ -1,12 +1,12 @@
-"""`python -m embfreq.analyze RUN_DIR [--which best|last]`: redo a run's per-item analysis from its checkpoint.
+"""`python -m embfreq.analyze RUN_DIR [which=best|last]`: redo a run's per-item analysis from its checkpoint.
 
 Rebuilds the model from the run's config.yaml and checkpoint, tests it with full ranking, and rewrites
 items.csv, the figures and the "analysis" entry of metrics.json (the rest of metrics.json is kept).
+A Hydra app (embfreq/conf/analyze.yaml): a bare RUN_DIR is run_dir=RUN_DIR, --which X is which=X.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import zipfile
@@ -16,22 +16,18 @@ from embfreq.threads import configure_openmp
 
 configure_openmp()  # before torch loads libgomp (the test pass runs on all cores)
 
+import hydra  # noqa: E402
 import yaml  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from embfreq.cli_args import error, run_app
 from embfreq.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
 from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore
 
 WHICH = ("best", "last")
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m embfreq.analyze", description=__doc__.splitlines()[0].split(": ", 1)[-1])
-    p.add_argument("run_dir", type=Path, help="a run directory written by python -m embfreq.train")
-    p.add_argument("--which", choices=WHICH, default="best", help="checkpoint to analyse (default: best)")
-    p.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="Lightning accelerator for the test pass (default: auto)")
-    return p.parse_args(argv)
+ACCELERATORS = ("auto", "cpu", "gpu")
 
 
 def _precision(cfg, accelerator: str) -> str:
@@ -46,8 +42,8 @@ def run_test_pass(model, dm, cfg, run_dir: Path, accelerator: str = "auto") -> d
 
     try:
         trainer = _trainer(pl, cfg, run_dir, accelerator)
-    except MisconfigurationException as e:  # e.g. --accelerator gpu on a machine without one
-        raise UserError(f"--accelerator {accelerator}: {first_line(e)}") from None
+    except MisconfigurationException as e:  # e.g. accelerator=gpu on a machine without one
+        raise UserError(f"accelerator={accelerator}: {first_line(e)}") from None
     trainer.test(model, datamodule=dm, verbose=False)
     per_item = getattr(model, "test_per_item", None)
     if per_item is None:
@@ -73,6 +69,9 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     """Regenerate the analysis of one run; returns the new "analysis" entry."""
     run_dir = Path(run_dir)
     # Cheap checks first: a wrong path should fail in a blink, not after importing Lightning.
+    for key, value, choices in (("which", which, WHICH), ("accelerator", accelerator, ACCELERATORS)):
+        if value not in choices:
+            raise UserError(f"{key}={value}: expected one of {', '.join(choices)}")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory (no such directory)")
     if not (run_dir / CONFIG).is_file():
@@ -133,16 +132,21 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+@hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
+def app(cfg: DictConfig) -> None:
     try:
-        summary = analyze(args.run_dir, args.which, args.accelerator)
-    except UserError as e:  # one line, no traceback, like embfreq.train
-        print(f"embfreq: error: {e}", file=sys.stderr)
-        return 2
+        if OmegaConf.is_missing(cfg, "run_dir") or cfg.run_dir is None:
+            raise UserError("no run dir: python -m embfreq.analyze RUN_DIR [which=best|last]")
+        summary = analyze(str(cfg.run_dir), cfg.which, cfg.accelerator)
+    except UserError as e:  # one line, no traceback, like embfreq.train; SystemExit passes through Hydra
+        sys.exit(error(e))
     print(summary_line(summary))
-    print(f"embfreq: wrote items.csv, figures and metrics.json analysis in {args.run_dir}")
-    return 0
+    print(f"embfreq: wrote items.csv, figures and metrics.json analysis in {cfg.run_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`embfreq-analyze` and `python -m embfreq.analyze`; `argv` as a shell passes it (default: sys.argv[1:])."""
+    return run_app(app, argv, key="run_dir", many=False, flags={"--which": "which", "--accelerator": "accelerator"})
 
 
 if __name__ == "__main__":

@@ -5,46 +5,25 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.errors import ConfigError, first_line
+from embfreq.errors import ConfigError, UserError, first_line
 from embfreq.threads import usable_cpus
 
-# run configs from before the optimiser became a config object name it inside model.net
-_LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
-
-
 def build_datamodule(cfg: DictConfig):
-    from embfreq.data.datamodule import RecDataModule
+    """`data` instantiated: the RecDataModule with its file, preprocessing and batches."""
+    import hydra.utils
+    from hydra.errors import InstantiationException
 
-    load_args = OmegaConf.to_container(cfg.data, resolve=True)
-    load_args.pop("name", None)
-    return RecDataModule(
-        load_args,
-        cache_dir=cfg.cache_dir,
-        sampling=cfg.model.sampling,
-        maxlen=int(cfg.model.net.get("maxlen", 1)),
-        batch_size=int(cfg.model.batch_size),
-        eval_batch_size=int(cfg.eval.batch_size),
-        num_workers=int(cfg.num_workers),
-        bucketing=bool(cfg.bucketing),
-        pair_sampling=str(cfg.model.get("pair_sampling", "user")),
-        seed=int(cfg.seed),
-    )
+    try:
+        return hydra.utils.instantiate(cfg.data, _convert_="all")
+    except InstantiationException as e:  # the DataModule checks its arguments: a bad setting, one line
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        if isinstance(e.__cause__, (ValueError, TypeError)):
+            raise ConfigError(f"data: {first_line(e.__cause__)}") from None
+        raise
 
 
-def optimizer_configs(cfg: DictConfig) -> tuple[dict | None, dict | None]:
-    """(optimizer, scheduler) as plain `_partial_` configs; an old run's `model.net.optimizer/lr/
-    weight_decay` become the optimizer they named."""
-    net = OmegaConf.to_container(cfg.model.net, resolve=True)
-    if "optimizer" in net or "lr" in net:
-        return ({"_target_": _LEGACY_OPTIMIZERS.get(net.get("optimizer", "adam"), net.get("optimizer")),
-                 "_partial_": True, "lr": net.get("lr", 1e-3), "weight_decay": net.get("weight_decay", 0.0)}, None)
-    opt = cfg.model.get("optimizer")
-    sched = cfg.model.get("scheduler")
-    to_dict = lambda c: None if c is None else OmegaConf.to_container(c, resolve=True)  # noqa: E731
-    return to_dict(opt), to_dict(sched)
-
-
-def _instantiate(what: str, spec: dict | None):
+def _instantiate(what: str, spec):
     import hydra.utils
 
     if spec is None:
@@ -58,19 +37,24 @@ def _instantiate(what: str, spec: dict | None):
 
 
 def build_model(cfg: DictConfig, dm):
+    """`model` instantiated: the LightningModule, given what the data decides (item count,
+    frequencies, item graph) and the run's band, item table and evaluation settings."""
     import hydra.utils
     from hydra.errors import InstantiationException
 
-    opt_spec, sched_spec = optimizer_configs(cfg)
-    optimizer, scheduler = _instantiate("optimizer", opt_spec), _instantiate("scheduler", sched_spec)
-    net = OmegaConf.to_container(cfg.model.net, resolve=True)
-    for legacy in ("optimizer", "lr", "weight_decay"):
-        net.pop(legacy, None)
-    extra = {"num_users": dm.num_users} if cfg.model.sampling == "pair" else {}
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    name = spec.pop("name", None)  # a label, not an argument
+    optimizer = _instantiate("optimizer", spec.pop("optimizer", None))
+    scheduler = _instantiate("scheduler", spec.pop("scheduler", None))
+    net = spec.pop("net", None)
+    if net is not None:  # a _partial_ encoder: the model builds it after its item table
+        net = {"net": _instantiate("net", net)}
+    extra = {"num_users": dm.num_users} if cfg.data.sampling == "pair" else {}
     try:
         return hydra.utils.instantiate(
-            net,
+            spec,
             _convert_="all",
+            **(net or {}),
             num_items=dm.num_items,
             item_freq=dm.item_freq,
             operator=dm.operator,
@@ -88,7 +72,7 @@ def build_model(cfg: DictConfig, dm):
     except InstantiationException as e:
         # the constructors check their arguments with ValueError/TypeError: a bad setting, one line
         if isinstance(e.__cause__, (ValueError, TypeError)):
-            raise ConfigError(f"model {cfg.model.name}: {e.__cause__}") from None
+            raise ConfigError(f"model {name}: {e.__cause__}") from None
         raise
 
 

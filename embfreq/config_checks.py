@@ -41,22 +41,26 @@ def check_config(cfg: DictConfig) -> None:
     check_band(cfg.lower_freq, cfg.upper_freq)
     _choice(cfg, "model.name", MODELS)
     _choice(cfg, "neighbours", NEIGHBOURS)
-    for key in ("eval_every", "patience", "trainer.max_epochs", "model.batch_size", "eval.batch_size"):
+    for key in ("eval_every", "patience", "trainer.max_epochs", "data.batch_size", "data.eval_batch_size"):
         _int(cfg, key, 1)
     if int(cfg.trainer.max_epochs) < int(cfg.eval_every):
         raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} < eval_every={cfg.eval_every}: the run would "
                           "never validate (no best checkpoint, no test); lower eval_every")
-    if "maxlen" in cfg.model.net:
-        _int(cfg, "model.net.maxlen", 1)
+    _int(cfg, "data.maxlen", 1)
+    net_maxlen = OmegaConf.select(cfg, "model.net.maxlen")
+    if net_maxlen is not None and net_maxlen != cfg.data.maxlen:  # positions the windows never fill, or too few
+        raise ConfigError(f"model.net.maxlen={net_maxlen} differs from data.maxlen={cfg.data.maxlen}; set data.maxlen "
+                          "(the encoder follows it)")
     _int(cfg, "seed", 0)  # numpy seeds refuse negatives
     _int(cfg, "threads", 1, allow_none=True)
-    _int(cfg, "num_workers", 0)
+    _int(cfg, "data.num_workers", 0)
+    _choice(cfg, "data.sampling", ("seq", "pair"))
     _choice(cfg, "data.normalization", NORMALIZATIONS)
     _int(cfg, "data.max_neighbours", 1, allow_none=True)
     _int(cfg, "data.min_user_interactions", 0)
     _int(cfg, "data.min_item_interactions", 0)
-    if cfg.model.get("pair_sampling") is not None:
-        _choice(cfg, "model.pair_sampling", PAIR_SAMPLING)
+    if cfg.data.get("pair_sampling") is not None:
+        _choice(cfg, "data.pair_sampling", PAIR_SAMPLING)
     if not isinstance(cfg.data.get("drop_duplicates", False), bool):
         raise ConfigError(f"data.drop_duplicates must be true or false, got {cfg.data.drop_duplicates!r}")
     ks = list(cfg.eval.ks)
@@ -96,7 +100,7 @@ def check_optimizer(cfg: DictConfig) -> None:
     for key, base in (("model.optimizer", torch.optim.Optimizer), ("model.scheduler", object)):
         spec = OmegaConf.select(cfg, key)
         if spec is None:
-            if key == "model.optimizer" and "lr" not in cfg.model.net:  # an old run config names it in net
+            if key == "model.optimizer":
                 raise ConfigError(f"{key} is required (e.g. {{_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}})")
             continue
         target = spec.get("_target_") if isinstance(spec, DictConfig) else None

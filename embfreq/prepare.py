@@ -6,18 +6,18 @@ import json
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from embfreq.errors import UserError
 
 
 def prepare(cfg: DictConfig) -> dict:
-    from embfreq.data.processed import load_processed
+    """The `data` DataModule's file processed (or found in the cache), and its statistics."""
+    from embfreq.builders import build_datamodule
 
-    args = OmegaConf.to_container(cfg.data, resolve=True)
-    name = args.pop("name", None)
-    data = load_processed(**args, cache_dir=cfg.cache_dir)
-    return {"data": name, **data.stats(), "seconds": round(data.seconds, 4), "cached": data.cached}
+    dm = build_datamodule(cfg)
+    data = dm.data_processed()
+    return {"data": dm.name, **data.stats(), "seconds": round(data.seconds, 4), "cached": data.cached}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
+from embfreq.config_layout import upgrade
 from embfreq.errors import DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import write_json, write_text
 
@@ -98,6 +99,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     import pytorch_lightning as pl
 
     run_dir = Path(run_dir)
+    recorded = cfg  # what check_or_record_run_state compares: the config as the run wrote it
+    cfg = upgrade(cfg)  # a resumed run of an earlier version: today's layout
     check_config(cfg)
     threads = torch_threads(cfg)
     if threads:
@@ -107,14 +110,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     dm = build_datamodule(cfg)
     dm.setup("fit")
     ptr = dm.data.split.train_ptr
-    if cfg.model.sampling == "seq" and not (ptr[1:] - ptr[:-1] >= 2).any():
+    if cfg.data.sampling == "seq" and not (ptr[1:] - ptr[:-1] >= 2).any():
         # no next-item pair to learn from: Lightning would skip fit and the untrained model be reported "ok"
         raise DataError(f"{dm.data.source}: no training sequences: every user has 3 interactions (one left after "
                         f"the validation and test items); {cfg.model.name} needs users with at least 4")
     t_data = time.time() - t0
     log.info("data: %s in %.2fs", "loaded from cache" if dm.data.cached else "parsed", t_data)
     if _rank_zero():
-        check_or_record_run_state(run_dir, cfg, dm.data.fingerprint())
+        check_or_record_run_state(run_dir, recorded, dm.data.fingerprint())
     model = build_model(cfg, dm)
     ckpt_dir = run_dir / "checkpoints"
     callbacks, best_cb, stop_cb = build_callbacks(cfg, ckpt_dir)
@@ -252,14 +255,17 @@ def _previous_ok_result(run_dir: Path) -> dict | None:
 
 
 def hparams(cfg: DictConfig, result: dict) -> dict:
-    net = {f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
-           if k != "_target_" and isinstance(v, (int, float, str, bool))}
+    from embfreq.config_layout import flatten
+
+    model = {f"model.{k}": v for k, v in flatten(OmegaConf.to_container(cfg.model, resolve=True)).items()
+             if not k.startswith(("optimizer.", "scheduler")) and not k.endswith(("_target_", "_partial_"))
+             and k != "name" and isinstance(v, (int, float, str, bool))}
     return {
         "model": cfg.model.name, "data": cfg.data.name, "seed": int(cfg.seed),
         "lower_freq": -1 if cfg.lower_freq is None else cfg.lower_freq,
         "upper_freq": -1 if cfg.upper_freq is None else cfg.upper_freq,
         "neighbours": cfg.neighbours, "items_in_band": result["items_in_band"],
-        "batch_size": int(cfg.model.batch_size), **net,
+        "batch_size": int(cfg.data.batch_size), **model,
     }
 
 

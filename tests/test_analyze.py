@@ -55,8 +55,8 @@ def run(tmp_path_factory):
     env = env_with(base / "cache")
     run_dir = base / "run"
     p = run_cli(["-m", "embfreq.train", "data=custom", f"data.path={data}", "data.min_user_interactions=0",
-                 "data.min_item_interactions=0", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=32",
-                 "model.net.embedding_dim=16", "trainer=cpu", "threads=1", f"hydra.run.dir={run_dir}"], env)
+                 "data.min_item_interactions=0", "trainer.max_epochs=2", "eval_every=1", "data.batch_size=32",
+                 "model.embedding_dim=16", "trainer=cpu", "threads=1", f"hydra.run.dir={run_dir}"], env)
     assert p.returncode == 0, p.stderr[-3000:]
     return {"dir": run_dir, "data": data, "env": env, "base": base}
 
@@ -227,7 +227,31 @@ def test_analyze_truncated_checkpoint(run, tmp_path):
     assert "checkpoint" in p.stderr
     assert not (bad / "items.csv").exists() and not (bad / "metrics.json").exists()
     # No last checkpoint at all is the same kind of error.
-    _one_error_line(run_cli(["-m", "embfreq.analyze", str(bad), "--which", "last"], run["env"]))
+    _one_error_line(run_cli(["-m", "embfreq.analyze", str(bad), "which=last"], run["env"]))
+
+
+def test_analyze_cli_forms_and_errors_leave_the_cwd_empty(tmp_path):
+    """One error line for each bad argument, the old --which/--accelerator flags mapped to which=/accelerator=,
+    a path with a comma and a space kept whole; the cwd stays empty (no run dir, .hydra/ or outputs/)."""
+    cwd, env = tmp_path / "cwd", env_with(tmp_path / "cache")
+    cwd.mkdir()
+    odd = tmp_path / "a,b c" / "it's"
+    odd.mkdir(parents=True)
+
+    def analyze(*args):
+        p = subprocess.run([sys.executable, "-m", "embfreq.analyze", *args], cwd=cwd, env=env, capture_output=True,
+                           text=True, timeout=180)
+        _one_error_line(p)
+        return p.stderr
+
+    assert "no run dir" in analyze()
+    assert "one run_dir only, got 2: r1 r2" in analyze("r1", "r2")
+    assert "which=foo: expected one of best, last" in analyze(str(odd), "which=foo")
+    assert "which=foo: expected one of best, last" in analyze(str(odd), "--which", "foo")
+    assert "accelerator=tpu: expected one of auto, cpu, gpu" in analyze(str(odd), "--accelerator=tpu")
+    assert f"{odd}: not a run directory (no config.yaml)" in analyze(str(odd), "--which", "last")
+    assert "--multirun: no multirun here" in analyze("--multirun", str(odd))
+    assert list(cwd.iterdir()) == []
 
 
 def test_notebook_committed_clean():

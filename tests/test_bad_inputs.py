@@ -28,7 +28,7 @@ from embfreq.train import resume_config, run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=2",
-        "eval_every=1", "model.batch_size=32", "model.net.embedding_dim=16", "trainer=cpu", "analysis=false"]
+        "eval_every=1", "data.batch_size=32", "model.embedding_dim=16", "trainer=cpu", "analysis=false"]
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +88,14 @@ CONFIG_CASES = {
     "non_numeric_lower_freq": (["lower_freq=abc"], r"lower_freq must be a number or null, got 'abc'"),
     "boolean_upper_freq": (["upper_freq=true"], r"upper_freq must be a number or null, got True"),
     "nan_lower_freq": (["lower_freq=nan"], r"lower_freq must be a number or null, got nan"),
-    "maxlen_zero": (["model.net.maxlen=0"], r"model.net.maxlen must be an integer >= 1, got 0"),
+    "maxlen_zero": (["data.maxlen=0"], r"data.maxlen must be an integer >= 1, got 0"),
     "eval_every_zero": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0"),
     "max_epochs_zero": (["trainer.max_epochs=0"], r"trainer.max_epochs must be an integer >= 1, got 0"),
     "never_validates": (["trainer.max_epochs=3", "eval_every=5"], r"trainer.max_epochs=3 < eval_every=5: the run would never validate"),
     "normalization_vocabulary": (["data.normalization=foo"], r"data.normalization must be one of \('left', 'sym', 'none'\), got 'foo'"),
     "max_neighbours_negative": (["data.max_neighbours=-1"], r"data.max_neighbours must be an integer >= 1 or null, got -1"),
     "threads_negative": (["threads=-2"], r"threads must be an integer >= 1 or null, got -2"),
-    "num_workers_negative": (["num_workers=-1"], r"num_workers must be an integer >= 0, got -1"),
+    "num_workers_negative": (["data.num_workers=-1"], r"num_workers must be an integer >= 0, got -1"),
     "gpu_without_gpu": (["trainer.accelerator=gpu"], r"trainer.accelerator=gpu but no CUDA GPU is available here"),
     "min_user_negative": (["data.min_user_interactions=-3"], r"data.min_user_interactions must be an integer >= 0"),
     "seed_float": (["seed=1.5"], r"seed must be an integer >= 0, got 1.5"),
@@ -115,11 +115,11 @@ CONFIG_CASES = {
     "optimizer_unknown_argument": (["+model.optimizer.foo=1"], r"model.optimizer: Adam does not take these arguments.*foo"),
     "scheduler_unknown_class": (["model.scheduler={_target_: torch.optim.lr_scheduler.Nope, _partial_: true}"],
                                 r"model.scheduler._target_ must name a class, got 'torch.optim.lr_scheduler.Nope'"),
-    "unknown_loss": (["model.net.loss=foo"], r"unknown loss 'foo'"),
+    "unknown_loss": (["model.loss=foo"], r"unknown loss 'foo'"),
     "heads_not_dividing_dim": (["model.net.num_heads=3"], r"not divisible by num_heads"),
     "unknown_model_argument": (["+model.net.foo=1"], r"unexpected keyword argument 'foo'"),
-    "zero_batch_size": (["model.batch_size=0"], r"model.batch_size must be an integer >= 1, got 0"),
-    "negative_init_std": (["model=mf_bpr", "model.net.init_std=-1"], r"model mf_bpr: init_std must be > 0, got -1"),
+    "zero_batch_size": (["data.batch_size=0"], r"data.batch_size must be an integer >= 1, got 0"),
+    "negative_init_std": (["model=mf_bpr", "model.init_std=-1"], r"model mf_bpr: init_std must be > 0, got -1"),
     "attend_padding_not_bool": (["model.net.attend_padding=yes"], r"attend_padding must be true or false, got 'yes'"),
     "dropout_one": (["model.net.dropout=1"], r"model sasrec: dropout must be in \[0, 1\), got 1"),
 }
@@ -229,7 +229,7 @@ def test_every_evaluated_item_cold_with_empty_graph(tmp_path):
     assert (op.row == op.col).all()  # no item co-occurs with another: only R^T R's diagonal
     cold = np.concatenate([d.split.valid, d.split.test])
     assert (d.item_freq[cold] == 0).all() and d.operator[cold].nnz == 0
-    m = succeeds(cfg(path, tmp_path / "cache", ["model=mf_bpr", "model.net.embedding_dim=16", "lower_freq=0",
+    m = succeeds(cfg(path, tmp_path / "cache", ["model=mf_bpr", "model.embedding_dim=16", "lower_freq=0",
                                                 "upper_freq=0"]), tmp_path / "run")
     assert m["items_in_band"] == 40 and m["test"]["test/hr@10"] == 0.0
 
@@ -392,7 +392,7 @@ def test_restore_checkpoint_of_another_model(run_copy):
     from embfreq.run_dir import restore
 
     c = OmegaConf.load(run_copy / "config.yaml")
-    c.model.net.embedding_dim = 32  # the config no longer fits the weights
+    c.model.embedding_dim = c.model.net.embedding_dim = 32  # the config no longer fits the weights
     (run_copy / "config.yaml").write_text(OmegaConf.to_yaml(c))
     with pytest.raises(UserError, match=r"checkpoint does not fit the run's model"):
         restore(run_copy)

@@ -26,8 +26,8 @@ def cfg(tiny, overrides=()):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[
             "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=16",
-            "eval.batch_size=32", "trainer=cpu", "analysis=false", "threads=1", *overrides])
+            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "data.batch_size=16",
+            "data.eval_batch_size=32", "trainer=cpu", "analysis=false", "threads=1", *overrides])
 
 
 def test_band_group_is_selected_without_plus(tiny):
@@ -120,3 +120,62 @@ def test_help_names_every_group_and_top_level_key():
     keys = [k for k in OmegaConf.load(CONF / "train.yaml") if k not in ("defaults", "hydra")]
     missing = [x for x in groups + keys if f"  {x} " not in listed and f" {x}," not in listed and f", {x} " not in listed]
     assert not missing, missing
+
+
+def test_model_and_data_configs_instantiate_the_lightning_objects(tiny):
+    """`data` instantiates the DataModule (batch sizes included) and `model` the LightningModule,
+    with its encoder under `net`, as in the lightning-hydra-template."""
+    import hydra.utils
+
+    from embfreq.data.datamodule import RecDataModule
+    from embfreq.models import SASRec
+    from embfreq.nn.sasrec import SASRecEncoder
+
+    c = cfg(tiny, ["data.batch_size=12", "data.maxlen=7", "model.net.num_blocks=1"])
+    dm = hydra.utils.instantiate(c.data)
+    assert isinstance(dm, RecDataModule) and (dm.batch_size, dm.eval_batch_size, dm.maxlen) == (12, 32, 7)
+    model = build_model(c, build_datamodule(c))
+    assert type(model) is SASRec and isinstance(model.encoder, SASRecEncoder)
+    assert model.encoder.maxlen == 7 and len(model.encoder.attns) == 1
+    assert model.hparams["net"] == {"_target_": "embfreq.nn.sasrec.SASRecEncoder", "maxlen": 7, "embedding_dim": 64,
+                                    "num_blocks": 1, "num_heads": 1, "dropout": 0.2, "attend_padding": True}
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["model.net.maxlen=9"], "model.net.maxlen=9 differs from data.maxlen=50"),
+    (["model.net.embedding_dim=32"], "the encoder's embedding_dim \\(32\\) differs from the item table's \\(64\\)"),
+    (["+data.min_users=3"], "data: unknown key\\(s\\) min_users"),
+])
+def test_inconsistent_model_and_data_settings_give_one_line(tiny, tmp_path, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        train(cfg(tiny, overrides), tmp_path)
+
+
+COMMITTED_RUNS = CONF.parent.parent / "docs" / "results" / "bands" / "runs"
+
+
+@pytest.mark.parametrize("model, run", [
+    ("sasrec", "bands_beauty_1000_outside/s1/0_sasrec_beauty_1000_l0_u5_outside_band_s1"),
+    ("mf_bpr", "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3"),
+])
+def test_committed_run_configs_read_as_todays_layout(model, run):
+    """A published run's config.yaml (written before `model` and `data` instantiated the Lightning
+    objects) reads as the config the same command composes today: every key that changes results
+    is equal, so old and new runs of one experiment are one experiment in the report."""
+    from omegaconf import OmegaConf
+
+    from embfreq.analysis.baselines import _ignored
+    from embfreq.config_layout import flatten, upgrade_flat
+
+    old = OmegaConf.to_container(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        new = compose("train", overrides=["+sweep=bands_beauty_1000", f"model={model}", "band=b0_5",
+                                          "neighbours=outside_band", "seed=1"])
+    new = OmegaConf.to_container(new, resolve=False)
+    new.pop("hydra", None)
+    old_flat, new_flat = upgrade_flat(flatten(old)), upgrade_flat(flatten(new))
+    keys = {k for k in old_flat.keys() | new_flat.keys() if not _ignored(k)}
+    differ = {k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
+              and "${" not in str(new_flat.get(k))}  # interpolations: resolved when a run writes its config
+    assert differ == {}
+    assert new_flat["model.net.maxlen" if model == "sasrec" else "data.maxlen"] == "${data.maxlen}" or model == "mf_bpr"

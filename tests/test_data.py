@@ -275,7 +275,7 @@ def test_cache_key_depends_on_processing():
 
 
 def test_datamodule_exposes_statistics_and_loaders(tiny_seq_file, tmp_path):
-    dm = RecDataModule({"path": str(tiny_seq_file)}, cache_dir=str(tmp_path), sampling="seq", maxlen=6,
+    dm = RecDataModule(path=str(tiny_seq_file), cache_dir=str(tmp_path), sampling="seq", maxlen=6,
                        batch_size=8, eval_batch_size=16, seed=0)
     dm.setup("fit")
     assert dm.item_freq.shape == (dm.num_items + 1,) and dm.item_freq[0] == 0
@@ -293,9 +293,9 @@ def test_datamodule_exposes_statistics_and_loaders(tiny_seq_file, tmp_path):
             assert seen == tr + [int(d.split.valid[u])]
             assert b["targets"][row] == d.split.test[u]
     with pytest.raises(ConfigError, match="sampling"):
-        RecDataModule({"path": "x"}, sampling="nope")
+        RecDataModule(path="x", sampling="nope")
     with pytest.raises(ConfigError, match="maxlen"):
-        RecDataModule({"path": "x"}, maxlen=0)
+        RecDataModule(path="x", maxlen=0)
 
 
 def test_raw_ids_are_compared_as_written(tmp_path):

@@ -8,7 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from functools import partial
+
 from embfreq.models import GRU4Rec, MFBPR, SASRec
+from embfreq.nn.gru4rec import GRU4RecEncoder
+from embfreq.nn.sasrec import SASRecEncoder
 from embfreq.nn.item_tables import build_item_table, item_hash
 from embfreq.nn.smoothed_embedding import SmoothedItemEmbedding
 
@@ -236,12 +240,15 @@ def pair_batch(seed=0, b=6):
             "negatives": torch.randint(1, ITEMS + 1, (b,), generator=g)}
 
 
+ENCODERS = {SASRec: partial(SASRecEncoder, maxlen=5, embedding_dim=DIM), GRU4Rec: partial(GRU4RecEncoder, embedding_dim=DIM)}
+
+
 def make(cls, spec, seed=0, **kw):
     freq, op = model_data()
     torch.manual_seed(seed)
     common = dict(num_items=ITEMS, item_freq=freq, operator=op, embedding_dim=DIM, lower_freq=0, upper_freq=3,
                   item_table=spec, **kw)
-    return MFBPR(num_users=USERS, **common) if cls is MFBPR else cls(maxlen=5, **common)
+    return MFBPR(num_users=USERS, **common) if cls is MFBPR else cls(ENCODERS[cls](), **common)
 
 
 @pytest.mark.parametrize("cls", [SASRec, GRU4Rec, MFBPR])

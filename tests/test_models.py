@@ -12,6 +12,8 @@ from hydra import compose, initialize_config_dir
 
 from embfreq.data.datamodule import RecDataModule
 from embfreq.models import GRU4Rec, MFBPR, SASRec
+from embfreq.nn.gru4rec import GRU4RecEncoder
+from embfreq.nn.sasrec import SASRecEncoder
 from embfreq.models.sequential import trim_left_padding
 from embfreq.train import train
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
@@ -28,14 +30,14 @@ def tiny_cfg(path, cache, overrides=()):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[
             "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "model.batch_size=16", "eval.batch_size=32",
+            f"cache_dir={cache}", "trainer.max_epochs=2", "eval_every=1", "data.batch_size=16", "data.eval_batch_size=32",
             "trainer=cpu", "analysis=false", *overrides])
 
 
 @pytest.mark.parametrize("overrides", [
-    ["model=sasrec", "model.net.loss=bce"],
-    ["model=sasrec", "model.net.loss=bpr"],
-    ["model=sasrec", "model.net.loss=ce"],
+    ["model=sasrec", "model.loss=bce"],
+    ["model=sasrec", "model.loss=bpr"],
+    ["model=sasrec", "model.loss=ce"],
     ["model=sasrec", "neighbours=outside_band"],
     ["model=gru4rec"],
     ["model=mf_bpr"],
@@ -61,8 +63,15 @@ def test_train_each_model_and_loss_writes_metrics(tiny, tmp_path, overrides):
         assert m["items_in_band"] == 0
 
 
+def encoder(cls, maxlen, **kw):
+    """The model's encoder at the tests' width."""
+    if cls is SASRec:
+        return SASRecEncoder(maxlen=maxlen, embedding_dim=64, **kw)
+    return GRU4RecEncoder(embedding_dim=64, **kw)
+
+
 def _dm(path, cache, sampling="seq", maxlen=8):
-    dm = RecDataModule({"path": str(path)}, cache_dir=str(cache), sampling=sampling, maxlen=maxlen,
+    dm = RecDataModule(path=str(path), cache_dir=str(cache), sampling=sampling, maxlen=maxlen,
                        batch_size=16, eval_batch_size=7, seed=0)
     dm.setup()
     return dm
@@ -85,7 +94,8 @@ def test_ranks_equal_naive_loop(tiny, kind):
     path, cache = tiny
     dm = _dm(path, cache, "pair" if kind == "mf" else "seq")
     common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3)
-    model = {"sasrec": lambda: SASRec(**common), "gru4rec": lambda: GRU4Rec(**common),
+    model = {"sasrec": lambda: SASRec(SASRecEncoder(maxlen=8, embedding_dim=64), **common),
+             "gru4rec": lambda: GRU4Rec(GRU4RecEncoder(embedding_dim=64), **common),
              "mf": lambda: MFBPR(num_users=dm.num_users, **common)}[kind]().eval()
     with torch.no_grad():
         for b in dm.test_dataloader():
@@ -118,7 +128,7 @@ def test_zero_vectors_do_not_earn_perfect_ranks(tiny):
 def test_trimming_shared_left_padding_is_exact(tiny, cls):
     path, cache = tiny
     dm = _dm(path, cache, maxlen=20)
-    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    model = cls(encoder(cls, 20), num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator).eval()
     b = next(iter(dm.val_dataloader()))
     table = model.items.effective_weight()
     with torch.no_grad():
@@ -148,7 +158,7 @@ def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=32",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "data.batch_size=32",
          "trainer=cpu", f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -195,8 +205,8 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(
         [sys.executable, "-m", "embfreq.train", "data=custom", f"data.path={path}", "data.min_user_interactions=0",
-         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "model.batch_size=16",
-         "eval.batch_size=8", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "analysis=false",
+         "data.min_item_interactions=0", "trainer.max_epochs=1", "eval_every=1", "data.batch_size=16",
+         "data.eval_batch_size=8", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "analysis=false",
          f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -222,8 +232,9 @@ def test_packed_loss_and_gradient_equal_the_padded_random_batch(tiny, cls, kw):
     path, cache = tiny
     dm = _dm(path, cache, maxlen=8)
     torch.manual_seed(0)
-    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=8,
-                lower_freq=0, upper_freq=3, dropout=0.0, **kw).double()
+    net_kw = {"attend_padding": kw.pop("attend_padding")} if "attend_padding" in kw else {}
+    model = cls(encoder(cls, 8, dropout=0.0, **net_kw), num_items=dm.num_items, item_freq=dm.item_freq,
+                operator=dm.operator, lower_freq=0, upper_freq=3, **kw).double()
     b = next(iter(dm.train_dataloader()))
     assert b["pack_rows"] < len(b["users"])  # several sequences really share a row
 
@@ -363,7 +374,8 @@ def test_evaluation_score_buffer_is_reused_and_exact(tiny):
     loop on freshly computed scores, and the buffer is dropped at the end of a test epoch."""
     path, cache = tiny
     dm = _dm(path, cache)
-    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    model = SASRec(SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
+                   operator=dm.operator).eval()
     batches = list(dm.test_dataloader())
     big = max(batches, key=lambda b: len(b["users"]))
     small = {k: v[:3] if k in ("users", "inputs", "targets") else v for k, v in big.items()}
@@ -385,7 +397,8 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
     path, cache = tiny
     dm = _dm(path, cache)
     torch.manual_seed(0)
-    model = SASRec(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, maxlen=20).eval()
+    model = SASRec(SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
+                   operator=dm.operator).eval()
     b = next(iter(dm.test_dataloader()))
     with torch.no_grad():
         table = model.items.effective_weight()
@@ -432,7 +445,7 @@ def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neig
 
     path, cache = tiny
     dm = _dm(path, cache, sampling="pair" if cls is MFBPR else "seq")
-    kw = {"num_users": dm.num_users} if "num_users" in extra else {"maxlen": 8}
+    kw = {"num_users": dm.num_users} if "num_users" in extra else {"net": encoder(cls, 8)}
     torch.manual_seed(0)
     model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3,
                 neighbours=neighbours, **kw)
@@ -480,7 +493,7 @@ def test_ddp_spawn_starts_and_matches_one_process(tmp_path):
     give fewer evaluation batches than processes, so evaluation batches must shrink to one per rank."""
     path = write_seq(tmp_path / "tiny.txt", synthetic_seqs(num_users=30, num_items=20))
     common = ["data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-              "trainer.max_epochs=1", "eval_every=1", "model=mf_bpr", "model.batch_size=8", "analysis=false",
+              "trainer.max_epochs=1", "eval_every=1", "model=mf_bpr", "data.batch_size=8", "analysis=false",
               "trainer=cpu", "threads=1"]
     dirs = {}
     for name, extra in (("spawn", ["trainer.strategy=ddp_spawn", "trainer.devices=2"]), ("one", [])):

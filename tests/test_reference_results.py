@@ -38,8 +38,8 @@ def short_run(path, cache, run_dir, overrides) -> dict:
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[
             "data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"cache_dir={cache}", "trainer.max_epochs=3", "eval_every=1", "model.batch_size=16",
-            "eval.batch_size=32", "trainer=cpu", "analysis=false", "threads=1", "seed=7", *overrides])
+            f"cache_dir={cache}", "trainer.max_epochs=3", "eval_every=1", "data.batch_size=16",
+            "data.eval_batch_size=32", "trainer=cpu", "analysis=false", "threads=1", "seed=7", *overrides])
     m = train(cfg, run_dir)
     ranks = np.load(run_dir / "test_users.npz")["rank"]
     return {"val": m["val"], "test": m["test"], "best_epoch": m["best_epoch"],

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -181,16 +182,24 @@ def test_band_label():
     assert band_label(2.5, 7.0) == "[2.5, 7]"
 
 
-def cli(*args):
+def cli(*args, cwd=ROOT):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "embfreq.report", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "embfreq.report", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
+def _one_error_line(out, msg):
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.startswith("embfreq: error: ") and msg in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
 def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
-    out = cli(sweep, "--out", tmp_path / "rep")
+    out = cli(sweep, f"out={tmp_path / 'rep'}")
     assert out.returncode == 0, out.stderr
     assert "| beauty | sasrec | [0, 5] |" in out.stdout and (tmp_path / "rep" / "runs.csv").is_file()
+    last = out.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("wrote ") and f" files to {tmp_path / 'rep'}: runs.csv, " in last
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / ".hydra").mkdir()
@@ -198,11 +207,33 @@ def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
     bad = fake_run(tmp_path / "bad", "r")
     (bad / "metrics.json").write_text('{"status": "ok", "test": ')
     for args, msg in [((empty,), "no runs under"), ((tmp_path / "nope",), "no such file"),
-                      ((tmp_path / "bad",), "unreadable metrics.json")]:
-        out = cli(*args)
-        assert out.returncode == 2, (args, out.stdout, out.stderr)
-        assert out.stderr.startswith("embfreq: error: ") and msg in out.stderr
-        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+                      ((tmp_path / "bad",), "unreadable metrics.json"), ((), "no paths: give sweep dirs"),
+                      (("paths=[]",), "no paths"), ((sweep, "--out"), "--out needs a value (out=...)"),
+                      (("-m", sweep), "no multirun here"), ((sweep, "ot=x"), "ot: no such key")]:
+        _one_error_line(cli(*args), msg)
+
+
+def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
+    """The positional shorthand, out=, the old --out, paths=[...] for a path with =, and paths with a
+    comma, a space, a quote and ${; from an empty cwd, which stays empty (no run dir, .hydra/,
+    outputs/ or multirun/)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    odd = tmp_path / "a,b c" / "it's ${x}"
+    shutil.copytree(sweep, odd)
+    out = cli(sweep, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert f"files to {sweep}: " in out.stdout and (sweep / "summary.md").is_file()
+    out = cli(odd / "2_l0_u5_s1", odd / "0_base_s1", "--out", tmp_path / "x, y", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert set(read_csv(tmp_path / "x, y" / "runs.csv")) == {"2_l0_u5_s1", "0_base_s1"}
+    eq = tmp_path / "lr=0.1"
+    shutil.copytree(sweep, eq)
+    out = cli(f"paths=['{eq}']", f"out={tmp_path / 'eq_report'}", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "eq_report" / "summary.csv").is_file()
+    _one_error_line(cli(tmp_path / "a,b c" / "missing, too", cwd=cwd), f"{tmp_path / 'a,b c' / 'missing, too'}:")
+    assert list(cwd.iterdir()) == []
 
 
 def _with_users(d, ranks, targets, freq):

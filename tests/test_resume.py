@@ -21,8 +21,8 @@ from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 # Small but with dropout (SASRec default 0.2), two batches per epoch and a validation only every
 # second epoch, so a resume crosses both a validated and an unvalidated epoch boundary.
-RUN_ARGS = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "model.batch_size=32",
-            "model.net.embedding_dim=16", "model.net.num_blocks=1", "eval.batch_size=64", "eval_every=2",
+RUN_ARGS = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "data.batch_size=32",
+            "model.embedding_dim=16", "model.net.num_blocks=1", "data.eval_batch_size=64", "eval_every=2",
             "trainer=cpu", "analysis=false", "threads=1"]
 MAX_EPOCHS = 8
 KILL_AT_EPOCH = 2  # SIGKILL once last.ckpt holds this (0-based) epoch or a later one

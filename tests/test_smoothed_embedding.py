@@ -433,7 +433,10 @@ def test_lookup_rejects_ids_out_of_range():
 def test_own_rows_start_equal_in_both_neighbour_modes(cls):
     """With the same seed, every out-of-band item's own row starts with the same value in `all` and
     `outside_band` (the full table's initialiser, not one fitted to the smaller table's shape)."""
+    from functools import partial
+
     from embfreq.models import MFBPR, SASRec
+    from embfreq.nn.sasrec import SASRecEncoder
 
     n, d = 40, 8
     freq = torch.cat([torch.zeros(1), torch.arange(1, n + 1, dtype=torch.float32) % 9])
@@ -443,7 +446,7 @@ def test_own_rows_start_equal_in_both_neighbour_modes(cls):
         torch.manual_seed(3)
         kw = dict(num_items=n, item_freq=freq, operator=op, embedding_dim=d, lower_freq=0, upper_freq=5,
                   neighbours=mode)
-        model = SASRec(maxlen=5, **kw) if cls == "sasrec" else MFBPR(num_users=7, **kw)
+        model = SASRec(partial(SASRecEncoder, maxlen=5, embedding_dim=d), **kw) if cls == "sasrec" else MFBPR(num_users=7, **kw)
         tables[mode] = (model.items.weight.detach(), model.items.own_rows)
     full, _ = tables["all"]
     small, rows = tables["outside_band"]

@@ -22,7 +22,7 @@ STUDY_BANDS = {"baseline": (None, None), "b0_0": (0, 0), "b0_5": (0, 5), "b5_20"
 
 def tiny_args(path, epochs=1):
     return ["data=custom", f"data.path={path}", "data.min_user_interactions=0", "data.min_item_interactions=0",
-            f"trainer.max_epochs={epochs}", "eval_every=1", "model.batch_size=32", "eval.batch_size=64",
+            f"trainer.max_epochs={epochs}", "eval_every=1", "data.batch_size=32", "data.eval_batch_size=64",
             "analysis=false", "trainer=cpu"]
 
 

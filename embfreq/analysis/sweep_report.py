@@ -1,8 +1,9 @@
-"""`make_report`: a sweep's runs -> runs.csv, summary.csv, buckets.csv, summary.md and the figures.
+"""`make_report`: a sweep's runs -> runs.csv, summary.csv, buckets.csv, (budgets.csv,) summary.md and
+the figures.
 
 The work is done by one module a job: `sweep_runs` reads the runs, `baselines` says what each is
-compared with, `run_table` and `bands` make the tables, `ndcg_heatmap` and `band_figures` the
-figures. Every file is written atomically.
+compared with, `run_table` and `bands` make the tables, `ndcg_heatmap`, `band_figures` and
+`budget_figure` the figures. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from embfreq.analysis import band_figures, bands
+from embfreq.analysis import band_figures, bands, budget_figure
 from embfreq.analysis.ndcg_heatmap import grids, plot_heatmap
 from embfreq.analysis.run_table import csv_text, label_base, markdown_table, row_record
 from embfreq.analysis.sweep_runs import ReportError, Row, load_rows
@@ -50,7 +51,9 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
     - runs.csv: one row per run; summary.csv: one row per configuration, mean ± std over seeds and
       the paired change against the baseline with bootstrap CIs (overall, in-band targets, rest);
       buckets.csv: the change by training-frequency bucket of the target;
-    - summary.md: the results table, the figures and the per-run table;
+    - where a band has an item-table strategy other than neighbours: budgets.csv, NDCG@10 against
+      the embedding parameters allocated, and per model, data and band budget_* (PNG and PDF);
+    - summary.md: the results tables, the figures and the per-run table;
     - per model and data: heatmap_ndcg10_* (NDCG@10 by band), heatmap_delta_*, frontier_*,
       buckets_* (PNG and PDF).
     """
@@ -88,10 +91,19 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
         brs = [b for b in bucket_recs if (b["model"], b["data"], b["variant"]) == key]
         if brs:
             figures += band_figures.buckets(brs, title, out / f"buckets_{name}")
+    budget_pts = budget_figure.points(summary)
+    for (model, data, variant, band), pts in budget_figure.groups(budget_pts).items():
+        title = f"{model} · {data}" + (f" · {variant}" if variant else "") + f" · band {band}"
+        figures += budget_figure.plot(pts, title, out / f"budget_{_slug(model, data, variant, band)}")
+    budgets_md = ""
+    if budget_pts:  # only reports that compare item tables get budgets.csv
+        files.append(out / "budgets.csv")
+        write_text(files[-1], bands.csv_text(budget_pts, budget_figure.COLUMNS))
+        budgets_md = budget_figure.markdown(budget_pts)
     write_text(files[0], csv_text(records))
     write_text(files[1], bands.csv_text(summary, bands.SUMMARY_COLUMNS))
     write_text(files[2], bands.csv_text(bucket_recs, bands.BUCKET_COLUMNS))
-    write_text(files[3], _markdown_document(rows, bands.markdown_summary(summary), table, figures, out))
+    write_text(files[3], _markdown_document(rows, bands.markdown_summary(summary), budgets_md, table, figures, out))
     return Report(out, rows, files + figures, table, bands.markdown_summary(summary))
 
 
@@ -111,7 +123,7 @@ def _cost_line(rows: list[Row]) -> str:
             f"machine: {'; '.join(hosts) or 'not recorded'}.\n")
 
 
-def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[Path], out: Path) -> str:
+def _markdown_document(rows: list[Row], summary: str, budgets: str, table: str, figures: list[Path], out: Path) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -124,7 +136,7 @@ def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[
         "no-band baseline of the same model, data and seed, averaged over the seeds both have, with a "
         "95% paired bootstrap CI over test users (2,000 resamples; * = the CI excludes 0). In-band "
         "targets: test users whose target's training frequency lies in the band.\n",
-        summary,
+        summary + _budgets_section(budgets),
         "\n## Figures\n",
         "\n".join(f"![{f.stem}]({f.name})" for f in figures if f.suffix == ".png") + "\n",
         "\n## Runs\n",
@@ -133,3 +145,14 @@ def _markdown_document(rows: list[Row], summary: str, table: str, figures: list[
         f"\nTensorBoard (HPARAMS tab compares the runs): `tensorboard --logdir {out}`\n",
     ]
     return "\n".join(parts)
+
+
+def _budgets_section(budgets: str) -> str:
+    if not budgets:
+        return ""
+    return ("\n## NDCG@10 at equal memory\n\n"
+            "Per band, what band items use instead of an own vector (item-table strategy and budget) against "
+            "the embedding parameters it allocates, as a share of the no-band baseline's full table "
+            "(budgets.csv, figures budget_*). The interval is the 95% paired bootstrap CI of the change "
+            "against the baseline, placed on the level of the baseline's same seeds (± seed std where runs "
+            "have no per-user file); * = the CI excludes 0.\n\n" + budgets)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from embfreq.analysis.baselines import assign_baselines, assign_variants
 from embfreq.band import band_label, bound_order
+from embfreq.config_layout import flatten, upgrade_flat
 from embfreq.errors import UserError, first_line
 from embfreq.run_dir import CONFIG, METRICS, read_metrics
 
@@ -118,7 +119,7 @@ def read_run(run_dir: Path) -> Row:
         # no status: an old record, ok only when it holds test results
         status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
         reason = str(m.get("reason") or m.get("error") or "")
-    flat = current_layout(_flatten(config))
+    flat = upgrade_flat(flatten(config))
 
     def pick(key, config_key=None):  # metrics.json first; config.yaml for runs without one
         return m[key] if key in m else flat.get(config_key or key)
@@ -143,32 +144,6 @@ def substitute(neighbours, flat: dict):
     return " ".join([str(name)] + [f"{k}={v}" for k, v in params])
 
 
-# Run configs written by earlier versions: keys that moved, and keys added later with the value
-# that reproduces the old behaviour. Without these, one experiment run across versions would split
-# into "variants" by layout alone, and lose its baseline.
-MOVED_KEYS = {"model.max_epochs": "trainer.max_epochs", "model.net.lr": "model.optimizer.lr",
-              "model.net.weight_decay": "model.optimizer.weight_decay"}
-OLD_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
-ADDED_KEYS = {"data.drop_duplicates": False, "item_table.name": "neighbours", "eval.repeat_target": "rank",
-              "monitor.metric": "val/ndcg@10", "monitor.mode": "max", "model.optimizer._partial_": True,
-              "model.scheduler": None}
-
-
-def current_layout(flat: dict) -> dict:
-    """A flattened run config in today's key layout (see MOVED_KEYS, ADDED_KEYS)."""
-    out = dict(flat)
-    for old, new in MOVED_KEYS.items():
-        if old in out:
-            out.setdefault(new, out.pop(old))
-    if "model.net.optimizer" in out:
-        name = out.pop("model.net.optimizer")
-        out.setdefault("model.optimizer._target_", OLD_OPTIMIZERS.get(name, name))
-    for key, value in ADDED_KEYS.items():
-        if out.get(key) is None:
-            out[key] = value
-    return out
-
-
 def _read_config(path: Path) -> dict:
     from omegaconf import OmegaConf
 
@@ -177,17 +152,6 @@ def _read_config(path: Path) -> dict:
     except Exception as e:  # YAML or OmegaConf errors of many kinds
         raise ReportError(f"{path}: unreadable {CONFIG} ({type(e).__name__}: {first_line(e)})") from None
     return c if isinstance(c, dict) else {}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def as_number(v) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,19 +21,22 @@ from embfreq.data.processed import ProcessedData, load_processed
 from embfreq.errors import ConfigError
 
 SAMPLING = ("seq", "pair")
+# what a data config says about its file and preprocessing: the arguments of load_processed
+SOURCE_KEYS = set(inspect.signature(load_processed).parameters) - {"cache_dir", "use_cache"}
 
 
 class RecDataModule(pl.LightningDataModule):
     """Leave-one-out data for one dataset.
 
-    `load_args` are the arguments of `load_processed` (source and processing of one data config).
+    `source` are the arguments of `load_processed` (the file and its preprocessing: `path`,
+    `bundled`, `min_user_interactions`, ...), as the flat keys of a `data` config; `name` labels it.
     `sampling="seq"` serves next-item sequences (SASRec, GRU4Rec); `"pair"` serves
     (user, positive, negative) triples (MF-BPR). Evaluation batches are the same for both.
     """
 
     def __init__(
         self,
-        load_args: dict,
+        name: str | None = None,
         cache_dir: str | None = None,
         sampling: str = "seq",
         maxlen: int = 50,
@@ -43,15 +47,21 @@ class RecDataModule(pl.LightningDataModule):
         pair_sampling: str = "user",
         seed: int = 0,
         processed: ProcessedData | None = None,
+        **source,
     ):
         super().__init__()
+        unknown = sorted(set(source) - SOURCE_KEYS)
+        if unknown:
+            raise ConfigError(f"data: unknown key(s) {', '.join(unknown)}; a data config takes {', '.join(sorted(SOURCE_KEYS))} "
+                              "and the batch settings")
         if sampling not in SAMPLING:
             raise ConfigError(f"unknown sampling {sampling!r}; expected one of {SAMPLING}")
         if maxlen < 1:
             raise ConfigError(f"maxlen must be at least 1, got {maxlen}")
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
-        self.load_args = dict(load_args)
+        self.name = name
+        self.load_args = source
         self.cache_dir = cache_dir
         self.sampling, self.maxlen = sampling, maxlen
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -66,6 +76,10 @@ class RecDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self._load()
+
+    def data_processed(self) -> ProcessedData:
+        """The processed data (parsed, or loaded from the cache)."""
+        return self._load()
 
     def _load(self) -> ProcessedData:
         if self.data is None:

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from embfreq.models.base import NOT_HPARAMS, RankingModel
-from embfreq.nn.gru4rec import GRU4RecEncoder
-from embfreq.nn.sasrec import SASRecEncoder
 from embfreq.nn.item_tables import build_item_table
 
 LOSSES = ("bce", "bpr", "ce")
+
+
+def build_encoder(net) -> tuple[nn.Module, dict | None]:
+    """The encoder, and the spec that rebuilds it from a checkpoint (None for a module that does not
+    record its `init_args`: load such a checkpoint with `net=` given)."""
+    if isinstance(net, Mapping):
+        import hydra.utils
+
+        spec = dict(net)
+        net = functools.partial(hydra.utils.get_class(spec.pop("_target_")), **spec)
+    if isinstance(net, functools.partial):
+        net = net()
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be an nn.Module, a partial constructor or a spec dict, got {type(net).__name__}")
+    args = getattr(net, "init_args", None)
+    return net, None if args is None else {"_target_": f"{type(net).__module__}.{type(net).__qualname__}", **args}
 
 
 def trim_left_padding(inputs: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -42,12 +59,15 @@ def pack_batch(batch: dict, maxlen: int) -> tuple[torch.Tensor, ...]:
 
 
 class SequentialModel(RankingModel):
-    """Shared training for encoders that map a left-padded item sequence to hidden states."""
+    """Next-item training and scoring for an encoder (`net`) that maps the item vectors of a
+    left-padded sequence to one hidden state per position.
 
-    encoder: nn.Module
-    packs = False  # whether the encoder takes packed rows (segments, positions)
+    `net` is an `nn.Module`, a `_partial_` constructor (what the config gives: it is called after the
+    item table is built, so the random initialisation keeps the order of the published runs), or
+    the spec a checkpoint keeps (`{"_target_": class path, **init_args}`).
+    """
 
-    def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
+    def __init__(self, net, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
                  embedding_dim: int = 64, loss: str = "bce", lower_freq: float | None = 0,
                  upper_freq: float | None = 5, neighbours: str = "all", optimizer=None, scheduler=None,
                  ks: tuple[int, ...] = (1, 5, 10, 20, 50),
@@ -57,10 +77,17 @@ class SequentialModel(RankingModel):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
         self.loss_name = loss
+        self.save_hyperparameters(ignore=NOT_HPARAMS + ["net"])
         # item_table: a plain-dict spec (embfreq.nn.item_tables); None keeps the neighbour average
         self.items = build_item_table(item_table, num_items + 1, embedding_dim, item_freq, operator,
                                       lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
                                       neighbours=neighbours)
+        self.encoder, self.hparams["net"] = build_encoder(net)
+        if getattr(self.encoder, "dim", embedding_dim) != embedding_dim:
+            raise ValueError(f"the encoder's embedding_dim ({self.encoder.dim}) differs from the item table's "
+                             f"({embedding_dim})")
+        self.packs = bool(getattr(self.encoder, "packs", False))  # takes packed rows (segments, positions)
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Xavier-normal item table as in the study (padding row zero); encoders initialise themselves."""
@@ -102,22 +129,8 @@ class SequentialModel(RankingModel):
 
 
 class SASRec(SequentialModel):
-    packs = True
-
-    def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor, maxlen: int = 50,
-                 embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2,
-                 attend_padding: bool = True, **kwargs):
-        super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
-        self.save_hyperparameters(ignore=NOT_HPARAMS)
-        self.encoder = SASRecEncoder(maxlen, embedding_dim, num_blocks, num_heads, dropout, attend_padding)
-        self.reset_parameters()
+    """SASRec (Kang & McAuley 2018): `net` is an `embfreq.nn.sasrec.SASRecEncoder`."""
 
 
 class GRU4Rec(SequentialModel):
-    def __init__(self, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor, maxlen: int = 50,
-                 embedding_dim: int = 64, hidden_dim: int | None = None, num_layers: int = 1,
-                 dropout: float = 0.2, **kwargs):
-        super().__init__(num_items, item_freq, operator, embedding_dim=embedding_dim, **kwargs)
-        self.save_hyperparameters(ignore=NOT_HPARAMS)
-        self.encoder = GRU4RecEncoder(embedding_dim, hidden_dim, num_layers, dropout)
-        self.reset_parameters()
+    """GRU4Rec (Hidasi et al. 2016): `net` is an `embfreq.nn.gru4rec.GRU4RecEncoder`."""

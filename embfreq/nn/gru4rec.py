@@ -10,6 +10,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 class GRU4RecEncoder(nn.Module):
     def __init__(self, embedding_dim: int, hidden_dim: int | None = None, num_layers: int = 1, dropout: float = 0.2):
         super().__init__()
+        # what a checkpoint keeps to rebuild this encoder (the model's hparams hold no modules)
+        self.init_args = dict(embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout)
+        self.dim = embedding_dim
         hidden_dim = hidden_dim or embedding_dim
         self.emb_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)

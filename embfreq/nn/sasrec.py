@@ -94,6 +94,8 @@ class SASRecEncoder(nn.Module):
     `attend_padding=False` masks padding keys (RecBole, SASRec.pytorch's later versions).
     """
 
+    packs = True  # forward takes packed rows (segments, positions): see `forward`
+
     def __init__(self, maxlen: int, embedding_dim: int, num_blocks: int = 2, num_heads: int = 1,
                  dropout: float = 0.2, attend_padding: bool = True):
         super().__init__()
@@ -104,6 +106,9 @@ class SASRecEncoder(nn.Module):
         if not isinstance(attend_padding, bool):
             raise ValueError(f"attend_padding must be true or false, got {attend_padding!r}")
         self.maxlen, self.dim, self.attend_padding = maxlen, embedding_dim, attend_padding
+        # what a checkpoint keeps to rebuild this encoder (the model's hparams hold no modules)
+        self.init_args = dict(maxlen=maxlen, embedding_dim=embedding_dim, num_blocks=num_blocks,
+                              num_heads=num_heads, dropout=dropout, attend_padding=attend_padding)
         self.positions = nn.Embedding(maxlen, embedding_dim)
         self.emb_dropout = Dropout(dropout)
         self.attn_norms = nn.ModuleList(nn.LayerNorm(embedding_dim, eps=1e-8) for _ in range(num_blocks))

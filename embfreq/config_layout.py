@@ -1,0 +1,119 @@
+"""Run configs written by earlier versions, read in today's layout.
+
+Published runs keep the config.yaml they were started with. Restoring, analysing or reporting one
+reads it through `upgrade`, so that one experiment run across versions is one experiment: without
+it, runs would split into "variants" by layout alone, lose their baseline, or not rebuild.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+# keys that moved, old -> new
+MOVED_KEYS = {
+    "model.max_epochs": "trainer.max_epochs",
+    "model.net.lr": "model.optimizer.lr",
+    "model.net.weight_decay": "model.optimizer.weight_decay",
+    # the DataModule's arguments left `model` (and the top level) for `data`
+    "model.sampling": "data.sampling",
+    "model.batch_size": "data.batch_size",
+    "model.pair_sampling": "data.pair_sampling",
+    "eval.batch_size": "data.eval_batch_size",
+    "num_workers": "data.num_workers",
+    "bucketing": "data.bucketing",
+}
+OLD_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
+# When `model.net` held the LightningModule's arguments: the encoder each model now takes as
+# `model.net`, and which of the old `model.net.*` keys are its arguments.
+ENCODERS = {
+    "embfreq.models.SASRec": ("embfreq.nn.sasrec.SASRecEncoder",
+                              ("maxlen", "embedding_dim", "num_blocks", "num_heads", "dropout", "attend_padding")),
+    "embfreq.models.GRU4Rec": ("embfreq.nn.gru4rec.GRU4RecEncoder",
+                               ("embedding_dim", "hidden_dim", "num_layers", "dropout")),
+    "embfreq.models.MFBPR": (None, ()),
+}
+MODULE_ARGS = ("embedding_dim", "loss", "init_std")  # stay on the LightningModule (model.*)
+# keys added later, with the value that reproduces the old behaviour
+ADDED_KEYS = {"data.drop_duplicates": False, "item_table.name": "neighbours", "eval.repeat_target": "rank",
+              "monitor.metric": "val/ndcg@10", "monitor.mode": "max", "model.optimizer._partial_": True,
+              "model.scheduler": None, "data.pair_sampling": "user", "data.maxlen": 50,
+              "data._target_": "embfreq.data.datamodule.RecDataModule", "data.eval_batch_size": 512,
+              "data.num_workers": 0, "data.bucketing": True}
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, v in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
+def _split_module_and_encoder(out: dict) -> None:
+    """Old `model.net.*` (the LightningModule's arguments) -> `model.*` and the encoder's `model.net.*`."""
+    target = out.pop("model.net._target_")
+    encoder, encoder_args = ENCODERS.get(target, (None, ()))
+    out.setdefault("model._target_", target)
+    old = {k.removeprefix("model.net."): out.pop(k) for k in [k for k in out if k.startswith("model.net.")]}
+    if "maxlen" in old:
+        out.setdefault("data.maxlen", old["maxlen"])
+    elif encoder is None:  # MF-BPR read one item per evaluation sequence
+        out.setdefault("data.maxlen", 1)
+    for k in MODULE_ARGS:
+        if k in old:
+            out.setdefault(f"model.{k}", old[k])
+    if encoder is not None:
+        out["model.net._target_"], out["model.net._partial_"] = encoder, True
+        for k in encoder_args:
+            if k in old:
+                out[f"model.net.{k}"] = old[k]
+    leftover = set(old) - set(encoder_args) - set(MODULE_ARGS) - {"maxlen"}
+    for k in sorted(leftover):  # an argument this table does not know: kept where it was, visibly
+        out[f"model.net.{k}"] = old[k]
+
+
+def upgrade_flat(flat: dict) -> dict:
+    """A flattened run config in today's key layout; today's configs come back unchanged."""
+    out = dict(flat)
+    for old, new in MOVED_KEYS.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    if "model.net.optimizer" in out:
+        name = out.pop("model.net.optimizer")
+        out.setdefault("model.optimizer._target_", OLD_OPTIMIZERS.get(name, name))
+    if str(out.get("model.net._target_", "")).startswith("embfreq.models."):
+        _split_module_and_encoder(out)
+    for key, value in ADDED_KEYS.items():
+        if out.get(key) is None and not any(k.startswith(key + ".") for k in out):  # absent, not a dict
+            out[key] = value
+    if out.get("data.cache_dir") is None and "cache_dir" in out:
+        out["data.cache_dir"] = out["cache_dir"]
+    if out.get("data.seed") is None and "seed" in out:
+        out["data.seed"] = out["seed"]
+    return out
+
+
+def upgrade(cfg: DictConfig) -> DictConfig:
+    """A (resolved) run config in today's layout."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    flat = flatten(plain)
+    new = upgrade_flat(flat)
+    if new == flat:
+        return cfg
+    # empty dicts flatten to a leaf ({}): unflatten keeps them
+    return OmegaConf.create(unflatten(new))

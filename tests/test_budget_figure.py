@@ -1,0 +1,116 @@
+"""The equal-memory figure of the item-table strategies (budget_figure): its points, lines and files,
+on hand-made summary records and on the committed docs/results/item_tables runs."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from embfreq.analysis import bands, budget_figure
+from embfreq.analysis.sweep_report import make_report
+from tests.conftest import ROOT
+
+PNG = b"\x89PNG\r\n\x1a\n"
+ITEM_TABLES = ROOT / "docs" / "results" / "item_tables"
+
+
+def rec(neighbours, params, ndcg, band="[0, 5]", model="mf_bpr", std=None, ci=(-0.02, 0.02), pct=-5.0):
+    """A summary record as bands.analyse writes it; the baseline's NDCG@10 is 0.2, `ci` is around
+    the change (ndcg - 0.2) unless None (no per-user files)."""
+    r = {"data": "beauty", "model": model, "variant": "", "neighbours": neighbours, "band": band, "seeds": "1;2",
+         "embedding_params": params, "ndcg10_mean": ndcg, "ndcg10_std": std}
+    if band != "baseline" and ci is not None:
+        lo, hi = ndcg - 0.2 + ci[0], ndcg - 0.2 + ci[1]
+        r.update(baseline_ndcg10=0.2, delta_ci_low=lo, delta_ci_high=hi, delta_pct=pct, significant=lo > 0 or hi < 0)
+    return r
+
+
+@pytest.fixture
+def summary():
+    return [
+        rec(None, 1000, 0.2, band="baseline", std=0.01),
+        rec("all", 1000, 0.19),
+        rec("outside_band", 600, 0.18, ci=None, std=0.005),  # no per-user files: seed std bars
+        rec("hashed buckets=256", 400, 0.17, ci=(-0.02, 0.02), pct=-15.0),
+        rec("hashed buckets=16", 150, 0.11),
+        rec("hashed buckets=64", 200, 0.13),
+        rec("shared", 110, 0.16),
+        rec(None, 1000, 0.2, band="baseline", model="sasrec"),
+        rec("hashed buckets=16", 150, 0.12, band="[100, inf)"),
+        rec("all", 1000, 0.21, band="[100, inf)"),
+        rec(None, 2000, 0.3, band="baseline", model="gru"),  # only neighbour modes: no figure
+        rec("all", 2000, 0.31, model="gru"),
+    ]
+
+
+def test_points_equal_the_summary(summary):
+    pts = budget_figure.points(summary)
+    text = bands.csv_text(pts, budget_figure.COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(pts) == 7 + 3  # mf_bpr [0, 5]: baseline + 6; [100, inf): baseline + 2; gru none
+    by = {(r["band"], r["strategy"], r["budget"]): r for r in rows}
+    for s in summary[:10]:
+        if s["band"] == "baseline":
+            continue
+        strategy, budget = budget_figure.strategy_budget(s["neighbours"])
+        r = by[(s["band"], strategy, budget)]
+        assert (r["model"], r["data"], r["seeds"]) == (s["model"], s["data"], s["seeds"])
+        assert int(r["embedding_params"]) == s["embedding_params"]
+        assert float(r["params_share"]) == s["embedding_params"] / 1000
+        assert float(r["ndcg10_mean"]) == s["ndcg10_mean"]
+        if "delta_ci_low" in s:
+            assert float(r["ci_low"]) == 0.2 + s["delta_ci_low"] and float(r["ci_high"]) == 0.2 + s["delta_ci_high"]
+            assert r["bars"] == budget_figure.BOOTSTRAP
+            assert float(r["delta_pct"]) == s["delta_pct"] and r["significant"] == ("yes" if s["significant"] else "no")
+    assert by[("[0, 5]", "hashed", "buckets=256")]["significant"] == "yes"
+    assert by[("[0, 5]", "neighbours (all)", "")]["significant"] == "no"
+    sb = by[("[0, 5]", "neighbours (outside_band)", "")]
+    assert (float(sb["ci_low"]), float(sb["ci_high"])) == (0.18 - 0.005, 0.18 + 0.005)
+    assert sb["bars"] == budget_figure.SEED_STD
+    base = by[("[0, 5]", "no band", "")]
+    assert (base["params_share"], base["ndcg10_mean"], base["ci_low"], base["bars"]) == ("1.0", "0.2", "", "")
+    assert by[("[100, inf)", "hashed", "buckets=16")]["ndcg10_mean"] == "0.12"
+    assert not [p for p in pts if p["model"] == "gru"]
+
+
+def test_lines_per_model_data_band_strategy_in_order_of_params(summary):
+    gs = budget_figure.groups(budget_figure.points(summary))
+    assert list(gs) == [("mf_bpr", "beauty", "", "[0, 5]"), ("mf_bpr", "beauty", "", "[100, inf)")]
+    lines = budget_figure.lines(gs[("mf_bpr", "beauty", "", "[0, 5]")])
+    assert list(lines) == ["neighbours (all)", "neighbours (outside_band)", "shared", "hashed"]
+    assert [p["embedding_params"] for p in lines["hashed"]] == [150, 200, 400]
+    assert [p["budget"] for p in lines["hashed"]] == ["buckets=16", "buckets=64", "buckets=256"]
+    other = budget_figure.lines(gs[("mf_bpr", "beauty", "", "[100, inf)")])
+    assert [p["ndcg10_mean"] for p in other["hashed"]] == [0.12]  # the other band's hashed: its own line
+
+
+def test_figure_files(summary, tmp_path):
+    pts = budget_figure.groups(budget_figure.points(summary))[("mf_bpr", "beauty", "", "[0, 5]")]
+    png, pdf = budget_figure.plot(pts, "mf_bpr · beauty · band [0, 5]", tmp_path / "budget_x")
+    assert (png.name, pdf.name) == ("budget_x.png", "budget_x.pdf")
+    assert png.read_bytes()[:8] == PNG and pdf.read_bytes()[:4] == b"%PDF"
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
+    md = budget_figure.markdown(pts)
+    assert ("| mf_bpr | beauty | [0, 5] | hashed | buckets=256 | 1;2 | 400 (40.0%) | 0.1700 [0.1500, 0.1900] | "
+            "95% paired bootstrap CI | -15.0%* |") in md
+
+
+def test_committed_item_tables_report(tmp_path):
+    """budgets.csv of the committed runs holds each run's metrics.json test NDCG@10 and embedding params."""
+    rep = make_report([ITEM_TABLES / "runs"], tmp_path)
+    runs = [json.loads(p.read_text()) for p in sorted((ITEM_TABLES / "runs").rglob("metrics.json"))]
+    base = next(m for m in runs if m["lower_freq"] is None)
+    with open(tmp_path / "budgets.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(runs) == 6
+    name = {"no band": "baseline", "neighbours (all)": "neighbours"}
+    got = {(name.get(r["strategy"], r["strategy"]), float(r["ndcg10_mean"]), int(r["embedding_params"]),
+            float(r["params_share"])) for r in rows}
+    want = {("baseline" if m["lower_freq"] is None else m["item_table"], m["test"]["test/ndcg@10"],
+             m["embedding_params"], m["embedding_params"] / base["embedding_params"]) for m in runs}
+    assert got == want
+    assert {r["band"] for r in rows} == {"[0, 5]"} and {r["seeds"] for r in rows} == {"1"}
+    names = {p.name for p in rep.files}
+    assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf"} <= names
+    assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
