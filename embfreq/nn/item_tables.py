@@ -144,9 +144,6 @@ class BandItemTable(nn.Module):
             with torch.no_grad():
                 self.weight[self._weight_padding_row].fill_(0)
 
-    def clear_cache(self) -> None:
-        """Nothing is cached (kept for the `SmoothedItemEmbedding` surface)."""
-
     @property
     def num_in_band(self) -> int:
         return int(self.band_idx.numel())

@@ -286,10 +286,6 @@ class SmoothedItemEmbedding(nn.Module):
         return (freq is not None and band is not None and freq.shape == self.item_freq.shape
                 and band.shape == self.in_band.shape and bool((band.to(self.in_band.device) == self.in_band).all()))
 
-    def clear_cache(self) -> None:
-        """Drop the eval-mode table (needed only after editing ``weight.data`` in place)."""
-        self._cache = None
-
     @property
     def band_nnz(self) -> int:
         """Stored entries of the band rows of ``P`` (after dropping the padding column and, with
