@@ -41,7 +41,7 @@ echo "min_versions: installed"
 
 cd "$ROOT"
 export EMBFREQ_CACHE="$WORK/cache" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-"$PY" -m pytest -q -p no:randomly \
+"$PY" -m pytest -q \
     tests/test_reference_results.py tests/test_conventions.py tests/test_metrics.py tests/test_report.py
 "$PY" -m pytest -q tests/test_sweep.py \
     -k "joblib_jobs_divide or slurm_launcher or study_sweep_config or cli_waits_passively"

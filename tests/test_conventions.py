@@ -179,3 +179,24 @@ def test_committed_run_configs_read_as_todays_layout(model, run):
               and "${" not in str(new_flat.get(k))}  # interpolations: resolved when a run writes its config
     assert differ == {}
     assert new_flat["model.net.maxlen" if model == "sasrec" else "data.maxlen"] == "${data.maxlen}" or model == "mf_bpr"
+
+
+@pytest.mark.parametrize("run", [
+    "bands_beauty_1000_outside/s1/0_sasrec_beauty_1000_l0_u5_outside_band_s1",
+    "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3",
+])
+def test_committed_run_configs_rebuild_their_model(run, tmp_path):
+    """An old-layout config.yaml of the results page, read through `upgrade`, builds the model it
+    trained: the same parameter counts as its metrics.json."""
+    from omegaconf import OmegaConf
+
+    from embfreq.config_layout import upgrade
+
+    c = upgrade(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))
+    c.data.cache_dir = str(tmp_path)
+    m = json.loads((COMMITTED_RUNS / run / "metrics.json").read_text())
+    dm = build_datamodule(c)
+    dm.setup("fit")
+    model = build_model(c, dm)
+    assert sum(p.numel() for p in model.parameters()) == m["total_params"]
+    assert sum(p.numel() for p in model.items.parameters()) == m["embedding_params"]
