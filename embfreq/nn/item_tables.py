@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embfreq.nn.smoothed_embedding import NEIGHBOURS, SmoothedItemEmbedding, band_mask, check_band_arguments
+from embfreq.nn.smoothed_embedding import NEIGHBOURS, BandRows, SmoothedItemEmbedding, band_mask, check_band_arguments
 
 
 def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
@@ -66,7 +66,7 @@ def _private_rng(full: torch.Tensor):
         yield
 
 
-class BandItemTable(nn.Module):
+class BandItemTable(BandRows, nn.Module):
     """Own rows (``weight``) for the items outside the band, padding included; a subclass gives the
     band items rows: ``_extra_rows()`` (k, dim) and, per band item, which of them (``band_row``)."""
 
@@ -138,19 +138,6 @@ class BandItemTable(nn.Module):
                 with _private_rng(full):
                     self._init_extra_(lambda k: _draw_rows(init_fn, k, n, d, self.weight.dtype))
         self.zero_padding_row()
-
-    def zero_padding_row(self) -> None:
-        if self._weight_padding_row is not None:
-            with torch.no_grad():
-                self.weight[self._weight_padding_row].fill_(0)
-
-    @property
-    def num_in_band(self) -> int:
-        return int(self.band_idx.numel())
-
-    @property
-    def band_items(self) -> torch.Tensor:
-        return self.band_idx
 
     @property
     def band_nnz(self) -> int:

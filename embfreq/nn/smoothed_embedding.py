@@ -116,7 +116,27 @@ def _check_bound(name: str, value) -> Optional[float]:
     return value
 
 
-class SmoothedItemEmbedding(nn.Module):
+class BandRows:
+    """What every item table says about its band and its padding row (it holds `band_idx`,
+    `weight` and `_weight_padding_row`)."""
+
+    @property
+    def num_in_band(self) -> int:
+        return int(self.band_idx.numel())
+
+    @property
+    def band_items(self) -> torch.Tensor:
+        """Indices of the items in the band, ascending."""
+        return self.band_idx
+
+    def zero_padding_row(self) -> None:
+        """Zero the padding row again, e.g. after a custom initialisation of ``weight``."""
+        if self._weight_padding_row is not None:
+            with torch.no_grad():
+                self.weight[self._weight_padding_row].fill_(0)
+
+
+class SmoothedItemEmbedding(BandRows, nn.Module):
     """Embedding table where items in a training-frequency band use the P-weighted average of rows.
 
     Args:
@@ -245,20 +265,8 @@ class SmoothedItemEmbedding(nn.Module):
         self.zero_padding_row()
 
     def zero_padding_row(self) -> None:
-        """Zero the padding row again, e.g. after a custom initialisation of ``weight``."""
-        if self._weight_padding_row is not None:
-            with torch.no_grad():
-                self.weight[self._weight_padding_row].fill_(0)
+        super().zero_padding_row()
         self._cache = None
-
-    @property
-    def num_in_band(self) -> int:
-        return int(self.band_idx.numel())
-
-    @property
-    def band_items(self) -> torch.Tensor:
-        """Indices of the items in the band, ascending."""
-        return self.band_idx
 
     @property
     def parameters_saved(self) -> int:
