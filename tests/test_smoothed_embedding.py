@@ -96,7 +96,7 @@ HAND_FREQ = torch.tensor([0, 10, 2, 1])
 def test_hand_checked_all_neighbours():
     m = SmoothedItemEmbedding(4, 2, HAND_FREQ, HAND_P.to_sparse_csr(), upper_freq=2, padding_idx=0, dtype=torch.float64)
     assert m.in_band.tolist() == [False, False, True, True]
-    assert m.band_items.tolist() == [2, 3] and m.num_in_band == 2
+    assert m.band_idx.tolist() == [2, 3] and m.num_in_band == 2
     with torch.no_grad():
         m.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     # item 2: .25*[1,2] + .25*[3,4] + .5*[5,6]; item 3: its only neighbour, item 2
@@ -191,9 +191,9 @@ def test_bounds_are_inclusive():
     freq = torch.tensor([0, 1, 2, 3, 4, 5])
     p = torch.eye(6).to_sparse_csr()
     m = SmoothedItemEmbedding(6, 2, freq, p, 2, 4)
-    assert m.band_items.tolist() == [2, 3, 4]
+    assert m.band_idx.tolist() == [2, 3, 4]
     m = SmoothedItemEmbedding(6, 2, freq.double(), p, 2.0, 2.0)
-    assert m.band_items.tolist() == [2]
+    assert m.band_idx.tolist() == [2]
 
 
 def test_padding_column_of_operator_is_ignored():

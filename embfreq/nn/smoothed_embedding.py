@@ -124,11 +124,6 @@ class BandRows:
     def num_in_band(self) -> int:
         return int(self.band_idx.numel())
 
-    @property
-    def band_items(self) -> torch.Tensor:
-        """Indices of the items in the band, ascending."""
-        return self.band_idx
-
     def zero_padding_row(self) -> None:
         """Zero the padding row again, e.g. after a custom initialisation of ``weight``."""
         if self._weight_padding_row is not None:
