@@ -127,3 +127,49 @@ def test_committed_item_tables_report(tmp_path):
     names = {p.name for p in rep.files}
     assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf"} <= names
     assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
+
+
+def flat(pairs):
+    return [v for pair in pairs for v in pair]
+
+
+def test_x_panels_break_the_axis_only_across_a_wide_gap():
+    # budgets at 28-46% and the full tables at 100%: two panels, each padded by max(2.5, 8% of its span)
+    assert flat(budget_figure.x_panels([0.28, 0.325, 0.46, 1.0, 1.0])) == pytest.approx([25.5, 48.5, 97.5, 102.5])
+    # no gap over 30 points: one panel
+    assert flat(budget_figure.x_panels([0.6, 0.8, 1.0])) == pytest.approx([56.8, 103.2])
+    assert flat(budget_figure.x_panels([0.01, 0.3, 0.55, 0.8, 1.0])) == pytest.approx([0.0, 100 + 99 * 0.08])
+    assert flat(budget_figure.x_panels([1.0])) == [97.5, 102.5]
+
+
+def test_dodge_moves_only_lines_with_a_close_point():
+    by = {"a": [{"params_share": 0.28}], "b": [{"params_share": 0.281}, {"params_share": 0.5}],
+          "c": [{"params_share": 0.4}]}
+    assert budget_figure.dodge(by, span=80.0, step=2.0) == {"a": -1.0, "b": 1.0, "c": 0.0}
+
+
+def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
+    from embfreq.analysis.sweep_report import load_rows
+
+    rep_pts = budget_figure.points(bands.analyse(load_rows([ITEM_TABLES / "runs"]))[0])
+    for key, pts in budget_figure.groups(rep_pts).items():
+        fig = budget_figure.draw(pts, " ".join(key))
+        axes = fig.axes
+        ranges = budget_figure.x_panels([p["params_share"] for p in pts])
+        assert flat(ax.get_xlim() for ax in axes) == pytest.approx(flat(ranges))
+        for p in pts:
+            assert any(lo <= 100 * p["params_share"] <= hi for lo, hi in ranges)
+            lo, hi = axes[0].get_ylim()
+            assert all(lo <= v <= hi for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None)
+        r = fig.canvas.get_renderer()
+        for ax in axes:
+            boxes = [t.get_window_extent(r) for t in ax.texts]
+            marks = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines()
+                     if line.get_marker() == "o"]
+            for i, b in enumerate(boxes):
+                assert ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1
+                assert not any(b.overlaps(o) for o in boxes[i + 1:])
+                assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for m in marks for x, y in m)
+        if "mf_bpr" in key:  # hashed, qr and mixed_dim at 3 budgets each: one label per point
+            assert sorted(t.get_text() for ax in axes for t in ax.texts) == sorted(
+                "256 525 2098 64 508 2094 4 8 16".split())

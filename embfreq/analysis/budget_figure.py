@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.transforms import ScaledTranslation
 
 from embfreq.analysis.band_figures import COLUMN, FONT, save
 from embfreq.analysis.figure_base import new_figure, style_axes
@@ -96,54 +97,155 @@ def _colour(strategy: str, others: list[str]) -> str:
     return f"C{k if k < len(ORDER) else len(ORDER) + others.index(strategy)}"
 
 
-def plot(pts: list[dict], title: str, stem: Path) -> list[Path]:
-    """The points of one (model, data, variant, band): one line per strategy through its budgets in
-    order of params (a marker when it has one), bars as in `bars`, the baseline dashed and starred."""
+def x_panels(shares: list[float], gap: float = 30.0) -> list[tuple[float, float]]:
+    """The x ranges (in % of the full table) of the figure's panels: one, or two when the points
+    fall in two groups more than `gap` points apart (the substitutes' budgets and the full tables
+    at 100%), so that neither group is squeezed into a corner; each range padded on both sides."""
+    xs = sorted(set(100 * s for s in shares))
+    cuts = [i for i in range(1, len(xs)) if xs[i] - xs[i - 1] > gap]
+    split = max(cuts, key=lambda i: xs[i] - xs[i - 1]) if cuts else None
+    groups = [xs] if split is None else [xs[:split], xs[split:]]
+    out = []
+    for g in groups:
+        pad = max(2.5, 0.08 * (g[-1] - g[0]))
+        out.append((max(0.0, g[0] - pad), g[-1] + pad))
+    return out
+
+
+def draw(pts: list[dict], title: str):
+    """The Figure of one (model, data, variant, band): one line per strategy through its budgets in
+    order of params (a marker when it has one), bars as in `bars`, the baseline dashed and starred.
+    The x axis is broken when the budgets lie far from 100% (`x_panels`); budget labels are placed
+    where they overlap no other label and no marker."""
     fig = new_figure(COLUMN, 2.9)
-    ax = fig.add_subplot()
+    ranges = x_panels([p["params_share"] for p in pts])
+    widths = [max(hi - lo, 0.22 * sum(h - l for l, h in ranges)) for lo, hi in ranges]
+    axes = fig.subplots(1, len(ranges), sharey=True, squeeze=False, width_ratios=widths)[0]
     base = next(p for p in pts if p["strategy"] == BASELINE)
     y0 = base["ndcg10_mean"]
-    ax.axhline(y0, color="0.5", lw=0.7, ls="--", zorder=1)
-    # under the others: neighbours (all) allocates the full table too, its ring must show around the star
-    ax.plot([100 * base["params_share"]], [y0], "*", ms=13, color="black", zorder=3, label=f"no band ({y0:.4f})")
     by_strategy = lines(pts)
     kinds = list(dict.fromkeys(p["bars"] for p in pts if p["bars"]))
     others = [s for s in by_strategy if s not in ORDER]
-    for s, rs in by_strategy.items():
-        x = np.array([100 * p["params_share"] for p in rs])
-        y = np.array([p["ndcg10_mean"] for p in rs])
-        lo, hi = (np.array([np.nan if p[k] is None else p[k] for p in rs], dtype=float) for k in ("ci_low", "ci_high"))
-        budgets = [p["budget"] for p in rs]
-        # one budget: named in the legend; several: the swept key in the legend, its value at each point
-        keys = " ".join(dict.fromkeys(kv.split("=")[0] for b in budgets for kv in b.split()))
-        label = s + (f" ({budgets[0]})" if len(rs) == 1 and budgets[0] else f" ({keys})" if keys else "")
-        if len(kinds) > 1 and any(p["bars"] == SEED_STD for p in rs):  # the legend title names the CI
-            label += f", bars {SEED_STD}"
-        c = _colour(s, others)
-        hollow = s.startswith("neighbours")
-        # bars drawn from ci_low to ci_high, not around the mean: with seeds the baseline lacks, the
-        # mean (all seeds) need not lie in the CI (paired seeds)
-        ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", lw=0.9, capsize=2, color=c, zorder=4)
-        ax.plot(x, y, "-o" if len(rs) > 1 else "o", ms=5 if hollow else 4, mew=1.3 if hollow else 1, lw=0.9,
-                color=c, label=label, mfc="white" if hollow else c, zorder=4)
-        if len(rs) > 1:
-            for n, (xi, yi, b) in enumerate(zip(x, y, budgets)):  # above and below in turn: budgets lie close
-                value = " ".join(kv.split("=")[-1] for kv in b.split())
-                ax.annotate(value, (xi, yi), xytext=(3, 3 if n % 2 == 0 else -9), textcoords="offset points",
-                            fontsize=MIN_FONT, color=c)
-    ax.set_xlim(0, 105)
-    ax.set_xticks(range(0, 101, 20))
-    ax.set_xlabel("embedding parameters allocated (% of the full table)", fontsize=FONT)
-    ax.set_ylabel("test NDCG@10", fontsize=FONT)
-    ax.set_title(title, fontsize=FONT)
-    style_axes(ax, FONT)
+    labels: list[tuple] = []  # (axes, x, y, text, colour) of each budget value
+    shift = dodge(by_strategy, sum(h - l for l, h in ranges))
+    for k, ax in enumerate(axes):
+        ax.axhline(y0, color="0.5", lw=0.7, ls="--", zorder=1)
+        # under the others: neighbours (all) allocates the full table too, its ring must show around the star
+        ax.plot([100 * base["params_share"]], [y0], "*", ms=13, color="black", zorder=3,
+                label=f"no band ({y0:.4f})" if k == 0 else None)
+        for s, rs in by_strategy.items():
+            x = np.array([100 * p["params_share"] for p in rs])
+            y = np.array([p["ndcg10_mean"] for p in rs])
+            lo, hi = (np.array([np.nan if p[c] is None else p[c] for p in rs], dtype=float)
+                      for c in ("ci_low", "ci_high"))
+            budgets = [p["budget"] for p in rs]
+            # one budget: named in the legend; several: the swept key in the legend, its value at each point
+            keys = " ".join(dict.fromkeys(kv.split("=")[0] for b in budgets for kv in b.split()))
+            label = s + (f" ({budgets[0]})" if len(rs) == 1 and budgets[0] else f" ({keys})" if keys else "")
+            if len(kinds) > 1 and any(p["bars"] == SEED_STD for p in rs):  # the legend title names the CI
+                label += f", bars {SEED_STD}"
+            c = _colour(s, others)
+            hollow = s.startswith("neighbours")
+            at = ax.transData + ScaledTranslation(shift[s] / 72, 0, fig.dpi_scale_trans)
+            # bars drawn from ci_low to ci_high, not around the mean: with seeds the baseline lacks, the
+            # mean (all seeds) need not lie in the CI (paired seeds)
+            ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", lw=0.9, capsize=2, color=c, zorder=4,
+                        transform=at)
+            ax.plot(x, y, "-o" if len(rs) > 1 else "o", ms=5 if hollow else 4, mew=1.3 if hollow else 1, lw=0.9,
+                    color=c, label=label if k == 0 else None, mfc="white" if hollow else c, zorder=4, transform=at)
+            if len(rs) > 1:
+                for xi, yi, b in zip(x, y, budgets):
+                    if ranges[k][0] <= xi <= ranges[k][1]:
+                        labels.append((ax, xi, yi, " ".join(kv.split("=")[-1] for kv in b.split()), c, shift[s]))
+        ax.set_xlim(*ranges[k])
+        if ranges[k][1] - ranges[k][0] < 12:  # a narrow panel: a tick at each budget only
+            xs = {round(100 * p["params_share"]) for p in pts}
+            ax.set_xticks(sorted(v for v in xs if ranges[k][0] <= v <= ranges[k][1]))
+        style_axes(ax, FONT)
+        if k > 0:  # the break: no spine between the panels, a slash on each side
+            ax.spines["left"].set_visible(False)
+            ax.tick_params(axis="y", left=False)
+        if k < len(axes) - 1:
+            ax.spines["right"].set_visible(False)
+        for side in ([1] if k == 0 and len(axes) > 1 else []) + ([0] if k > 0 else []):
+            ax.plot([side, side], [0, 0], transform=ax.transAxes, marker=[(-1, -1.6), (1, 1.6)], ms=5, mew=0.8,
+                    color="k", clip_on=False, ls="none")
+    # explicit: autoscaling ignores artists drawn through the dodge's transform
+    ys = [v for p in pts for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None and np.isfinite(v)]
+    pad = 0.06 * (max(ys) - min(ys)) or 0.05 * abs(max(ys)) or 0.01
+    axes[0].set_ylim(min(ys) - pad, max(ys) + pad)
+    axes[0].set_xlabel("embedding parameters allocated (% of the full table)", fontsize=FONT)
+    if len(axes) > 1:  # centred under both panels (not supxlabel: it would share the legend's place)
+        axes[0].xaxis.set_label_coords(sum(widths) / widths[0] / 2, -0.12)
+        axes[0].xaxis.label.set_va("top")
+    axes[0].set_ylabel("test NDCG@10", fontsize=FONT)
+    fig.suptitle(title, fontsize=FONT)
     # below the axes: points may lie anywhere in the plot; two columns fit one column's width
-    labels = ax.get_legend_handles_labels()[1]
-    ncol = 2 if max(map(len, labels)) <= 26 else 1
+    names = axes[0].get_legend_handles_labels()[1]
+    ncol = 2 if max(map(len, names)) <= 26 else 1
     fig.legend(loc="outside lower center", ncol=ncol, fontsize=MIN_FONT, title_fontsize=MIN_FONT, frameon=False,
                title=f"bars: {BOOTSTRAP if len(kinds) > 1 else kinds[0]}" if kinds else None)
-    fig.set_size_inches(COLUMN, 2.5 + 0.16 * (-(-len(labels) // ncol) + bool(kinds)))
-    return save(fig, stem)
+    fig.set_size_inches(COLUMN, 2.5 + 0.16 * (-(-len(names) // ncol) + bool(kinds)))
+    _place_labels(fig, labels)
+    return fig
+
+
+def dodge(by_strategy: dict[str, list[dict]], span: float, tol: float = 0.015, step: float = 2.5) -> dict[str, float]:
+    """A horizontal shift in points per strategy line: the lines with a point within `tol` x `span`
+    (in %) of another line's point are drawn side by side, `step` points apart, so that their bars
+    do not hide each other; the others are not moved. budgets.csv keeps the exact values."""
+    xs = {s: [100 * p["params_share"] for p in rs] for s, rs in by_strategy.items()}
+    close = [s for s in xs if any(abs(a - b) <= tol * span for t in xs if t != s for a in xs[s] for b in xs[t])]
+    return {s: (close.index(s) - (len(close) - 1) / 2) * step if s in close else 0.0 for s in xs}
+
+
+# where a budget label may go, in points from its marker, in order of preference
+OFFSETS = ((4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "bottom"), (-4, -2, "right", "top"),
+           (0, 6, "center", "bottom"), (0, -6, "center", "top"), (8, -4, "left", "center"),
+           (-8, -4, "right", "center"), (10, 10, "left", "bottom"), (-10, -10, "right", "top"))
+
+
+def _place_labels(fig, labels: list[tuple]) -> None:
+    """Each label at the first offset where it overlaps no placed label and no marker of its axes;
+    the layout is computed first and then frozen, so that the checked positions are the printed ones."""
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    taken = {}
+    for ax in {a for a, *_ in labels}:
+        marks = []
+        for line in ax.get_lines():
+            if line.get_marker() in ("o", "*"):
+                for px, py in line.get_transform().transform(line.get_xydata()):
+                    r = 6 if line.get_marker() == "*" else 3.5
+                    marks.append((px - r, py - r, px + r, py + r))
+        for bars in ax.collections:  # the CI bars: thin boxes along each segment
+            for seg in bars.get_segments():
+                (x0, y0), (x1, y1) = bars.get_transform().transform(seg[[0, -1]])
+                marks.append((min(x0, x1) - 1, min(y0, y1), max(x0, x1) + 1, max(y0, y1)))
+        taken[ax] = marks
+    for ax, x, y, text, c, shift in labels:
+        box = None
+        for dx, dy, ha, va in OFFSETS:
+            t = ax.annotate(text, (x, y), xytext=(dx + shift, dy), textcoords="offset points", fontsize=MIN_FONT,
+                            color=c, ha=ha, va=va, zorder=5)
+            e = t.get_window_extent(renderer)
+            box = (e.x0, e.y0, e.x1, e.y1)
+            inside = ax.bbox.x0 <= e.x0 and e.x1 <= ax.bbox.x1 and ax.bbox.y0 <= e.y0 and e.y1 <= ax.bbox.y1
+            if inside and not any(_overlap(box, b) for b in taken[ax]):
+                break
+            if (dx, dy) != OFFSETS[-1][:2]:
+                t.remove()
+        taken[ax].append(box)
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def plot(pts: list[dict], title: str, stem: Path) -> list[Path]:
+    """`draw`, saved as PNG and PDF."""
+    return save(draw(pts, title), stem)
 
 
 def markdown(pts: list[dict]) -> str:
