@@ -173,3 +173,10 @@ def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
         if "mf_bpr" in key:  # hashed, qr and mixed_dim at 3 budgets each: one label per point
             assert sorted(t.get_text() for ax in axes for t in ax.texts) == sorted(
                 "256 525 2098 64 508 2094 4 8 16".split())
+
+
+def test_pdf_bytes_do_not_depend_on_the_time(summary, tmp_path):
+    pts = budget_figure.groups(budget_figure.points(summary))[("mf_bpr", "beauty", "", "[0, 5]")]
+    a = budget_figure.plot(pts, "t", tmp_path / "a")[1].read_bytes()
+    b = budget_figure.plot(pts, "t", tmp_path / "b")[1].read_bytes()
+    assert a == b and b"CreationDate" not in a

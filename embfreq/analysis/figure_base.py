@@ -29,6 +29,8 @@ def style_axes(ax, labelsize: float) -> None:
 
 def save_as(fig: Figure, path: str | Path, fmt: str, **savefig_kwargs) -> Path:
     """Write `fig` to `path` in format `fmt` (png, pdf), atomically; returns the path."""
+    if fmt == "pdf":  # no creation date: the same figure gives the same bytes (no diff in a results page)
+        savefig_kwargs = {"metadata": {"CreationDate": None}, **savefig_kwargs}
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, **savefig_kwargs)
     return Path(path)
