@@ -140,6 +140,8 @@ def test_x_panels_break_the_axis_only_across_a_wide_gap():
     assert flat(budget_figure.x_panels([0.6, 0.8, 1.0])) == pytest.approx([56.8, 103.2])
     assert flat(budget_figure.x_panels([0.01, 0.3, 0.55, 0.8, 1.0])) == pytest.approx([0.0, 100 + 99 * 0.08])
     assert flat(budget_figure.x_panels([1.0])) == [97.5, 102.5]
+    # a hot band of a few items: budgets 0.25 points apart keep their own scale (pad 0.25 x span)
+    assert flat(budget_figure.x_panels([0.9975, 0.9985, 1.0])) == pytest.approx([99.6875, 100.0625])
 
 
 def test_dodge_moves_only_lines_with_a_close_point():

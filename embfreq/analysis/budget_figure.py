@@ -100,14 +100,17 @@ def _colour(strategy: str, others: list[str]) -> str:
 def x_panels(shares: list[float], gap: float = 30.0) -> list[tuple[float, float]]:
     """The x ranges (in % of the full table) of the figure's panels: one, or two when the points
     fall in two groups more than `gap` points apart (the substitutes' budgets and the full tables
-    at 100%), so that neither group is squeezed into a corner; each range padded on both sides."""
+    at 100%), so that neither group is squeezed into a corner; each range padded on both sides,
+    in proportion to its span (a small band's budgets differ by hundredths of a point)."""
     xs = sorted(set(100 * s for s in shares))
     cuts = [i for i in range(1, len(xs)) if xs[i] - xs[i - 1] > gap]
     split = max(cuts, key=lambda i: xs[i] - xs[i - 1]) if cuts else None
     groups = [xs] if split is None else [xs[:split], xs[split:]]
     out = []
     for g in groups:
-        pad = max(2.5, 0.08 * (g[-1] - g[0]))
+        span = g[-1] - g[0]
+        # budgets within a fraction of a point (a band of a few items) get a panel of their own scale
+        pad = max(0.08 * span, min(2.5, 0.25 * span)) if span else 2.5
         out.append((max(0.0, g[0] - pad), g[-1] + pad))
     return out
 
@@ -158,7 +161,7 @@ def draw(pts: list[dict], title: str):
                     if ranges[k][0] <= xi <= ranges[k][1]:
                         labels.append((ax, xi, yi, " ".join(kv.split("=")[-1] for kv in b.split()), c, shift[s]))
         ax.set_xlim(*ranges[k])
-        if ranges[k][1] - ranges[k][0] < 12:  # a narrow panel: a tick at each budget only
+        if len(axes) > 1 and ranges[k][1] - ranges[k][0] < 12:  # a narrow panel: a tick at each budget only
             xs = {round(100 * p["params_share"]) for p in pts}
             ax.set_xticks(sorted(v for v in xs if ranges[k][0] <= v <= ranges[k][1]))
         style_axes(ax, FONT)
