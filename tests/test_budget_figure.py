@@ -9,6 +9,7 @@ import pytest
 
 from embfreq.analysis import bands, budget_figure
 from embfreq.analysis.sweep_report import make_report
+from embfreq.band import band_label
 from tests.conftest import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -109,23 +110,25 @@ def test_committed_item_tables_report(tmp_path):
     for m in runs:
         mode = m.get("item_table", "neighbours")  # runs from before the key: the neighbour average
         mode = m["neighbours"] if mode == "neighbours" else mode
-        groups.setdefault((m["model"], m["lower_freq"] is None, mode, m["embedding_params"]), []).append(m)
-    full = {model: ms[0]["embedding_params"] for (model, is_base, _, _), ms in groups.items() if is_base}
+        band = None if m["lower_freq"] is None else band_label(m["lower_freq"], m["upper_freq"])
+        groups.setdefault((m["model"], band, mode, m["embedding_params"]), []).append(m)
+    full = {model: ms[0]["embedding_params"] for (model, band, _, _), ms in groups.items() if band is None}
     seen = set()
     for r in rows:
         model, params = r["model"], int(r["embedding_params"])
         mode = {"no band": None, "neighbours (all)": "all", "neighbours (outside_band)": "outside_band"}.get(
             r["strategy"], r["strategy"])
-        ms = groups[(model, True, "all", params)] if mode is None else groups[(model, False, mode, params)]
+        ms = groups[(model, None, "all", params)] if mode is None else groups[(model, r["band"], mode, params)]
         assert float(r["ndcg10_mean"]) == pytest.approx(np.mean([m["test"]["test/ndcg@10"] for m in ms]), abs=1e-15)
         assert r["seeds"] == ";".join(str(m["seed"]) for m in sorted(ms, key=lambda m: m["seed"]))
         assert float(r["params_share"]) == params / full[model]
-        seen.add((model, mode, params))
+        seen.add((model, r["band"], mode, params))
     strategies = {k for k in groups if k[2] not in ("all", "outside_band")}
-    assert {(k[0], k[2], k[3]) for k in strategies} <= seen  # every strategy run is plotted
-    assert {r["band"] for r in rows} == {"[0, 5]"}
+    assert strategies <= seen  # every strategy run is plotted
+    assert {r["band"] for r in rows} == {"[0, 5]", "[100, inf)"}
     names = {p.name for p in rep.files}
-    assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf"} <= names
+    assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf",
+            "budget_mf_bpr_beauty_1000_100_inf.png"} <= names
     assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
 
 
@@ -164,7 +167,9 @@ def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
             lo, hi = axes[0].get_ylim()
             assert all(lo <= v <= hi for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None)
         r = fig.canvas.get_renderer()
-        for ax in axes:
+        for ax in axes:  # tick labels apart
+            ticks = [t.get_window_extent(r) for t in ax.get_xticklabels() if t.get_text()]
+            assert not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))
             boxes = [t.get_window_extent(r) for t in ax.texts]
             marks = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines()
                      if line.get_marker() == "o"]
@@ -172,7 +177,7 @@ def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
                 assert ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1
                 assert not any(b.overlaps(o) for o in boxes[i + 1:])
                 assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for m in marks for x, y in m)
-        if "mf_bpr" in key:  # hashed, qr and mixed_dim at 3 budgets each: one label per point
+        if key == ("mf_bpr", "beauty_1000", "", "[0, 5]"):  # hashed, qr and mixed_dim at 3 budgets each: one label per point
             assert sorted(t.get_text() for ax in axes for t in ax.texts) == sorted(
                 "256 525 2098 64 508 2094 4 8 16".split())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from embfreq.analysis.band_figures import COLUMN, FONT, save
@@ -164,6 +165,8 @@ def draw(pts: list[dict], title: str):
         if len(axes) > 1 and ranges[k][1] - ranges[k][0] < 12:  # a narrow panel: a tick at each budget only
             xs = {round(100 * p["params_share"]) for p in pts}
             ax.set_xticks(sorted(v for v in xs if ranges[k][0] <= v <= ranges[k][1]))
+        else:  # at most 5 ticks: labels like 99.75 must not run into each other at one column
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 5, steps=[1, 2, 2.5, 5, 10]))
         style_axes(ax, FONT)
         if k > 0:  # the break: no spine between the panels, a slash on each side
             ax.spines["left"].set_visible(False)
