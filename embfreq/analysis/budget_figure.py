@@ -130,7 +130,7 @@ def draw(pts: list[dict], title: str):
     by_strategy = lines(pts)
     kinds = list(dict.fromkeys(p["bars"] for p in pts if p["bars"]))
     others = [s for s in by_strategy if s not in ORDER]
-    labels: list[tuple] = []  # (axes, x, y, text, colour) of each budget value
+    labels: list[tuple] = []  # (axes, x, y, text, colour, shift) of each budget value
     shift = dodge(by_strategy, sum(h - l for l, h in ranges))
     for k, ax in enumerate(axes):
         ax.axhline(y0, color="0.5", lw=0.7, ls="--", zorder=1)
