@@ -27,6 +27,8 @@ def export(out: Path, overrides: list[str]) -> dict:
     import hydra.utils
     from hydra import compose, initialize_config_dir
 
+    from embfreq.io import atomic_path
+
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="train", overrides=["experiment=sasrec_bce_recboard", *overrides])
     dm = hydra.utils.instantiate(cfg.data)
@@ -42,7 +44,8 @@ def export(out: Path, overrides: list[str]) -> dict:
                           ("valid", np.arange(d.num_users), sp.valid, lengths),
                           ("test", np.arange(d.num_users), sp.test, lengths + 1)):
         rows = np.stack([u, np.asarray(i) - 1, t], axis=1)
-        np.savetxt(out / f"{name}.txt", rows, fmt="%d", delimiter="\t", header="USER\tITEM\tTIMESTAMP", comments="")
+        with atomic_path(out / f"{name}.txt") as tmp:  # a failed run leaves no half-written split
+            np.savetxt(tmp, rows, fmt="%d", delimiter="\t", header="USER\tITEM\tTIMESTAMP", comments="")
     stats = {"users": int(d.num_users), "items": int(d.num_items), "train_rows": int(len(sp.train_items)),
              "fingerprint": d.fingerprint()}
     (out / "export_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
@@ -69,13 +72,17 @@ def plot(page: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "export":
-        print(json.dumps(export(Path(argv[1]), argv[2:])))
-    elif len(argv) == 2 and argv[0] == "plot":
-        print(" ".join(str(p) for p in plot(Path(argv[1]))))
-    else:
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
-        return 2
+    try:
+        if len(argv) >= 2 and argv[0] == "export":
+            print(json.dumps(export(Path(argv[1]), argv[2:])))
+        elif len(argv) == 2 and argv[0] == "plot":
+            print(" ".join(str(p) for p in plot(Path(argv[1]))))
+        else:
+            print("usage: " + " | ".join(line.strip() for line in __doc__.splitlines()[2:4]), file=sys.stderr)
+            return 2
+    except Exception as e:  # bad overrides, a missing curves.csv: one line, not a traceback
+        print(f"recboard_side_by_side: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return 1
     return 0
 
 

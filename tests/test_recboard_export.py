@@ -40,3 +40,13 @@ def test_export_writes_the_leave_one_out_split_with_freerec_ids(tmp_path):
         for letter, i in zip(s, got):
             assert ids.setdefault(letter, i) == i
     assert sorted(ids.values()) == [0, 1, 2, 3, 4]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    mod = load()
+    assert mod.main(["export", str(tmp_path / "x"), "data=no_such_data"]) == 1
+    assert mod.main(["plot", str(tmp_path / "missing")]) == 1
+    assert mod.main(["nonsense"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and err[0].startswith("recboard_side_by_side: ") and err[2].startswith("usage: ")
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
