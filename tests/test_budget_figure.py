@@ -167,6 +167,12 @@ def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
             lo, hi = axes[0].get_ylim()
             assert all(lo <= v <= hi for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None)
         r = fig.canvas.get_renderer()
+        for ax in axes:  # every marker whole inside the axes and clear of the frame (1 pt), the no-band star too
+            for line in ax.get_lines():
+                if line.get_marker() in ("o", "*"):
+                    half = (line.get_markersize() / 2 + 1) * fig.dpi / 72
+                    ys = line.get_transform().transform(line.get_xydata())[:, 1]
+                    assert ax.bbox.y0 <= min(ys) - half and max(ys) + half <= ax.bbox.y1, (key, line.get_label())
         for ax in axes:  # tick labels apart
             ticks = [t.get_window_extent(r) for t in ax.get_xticklabels() if t.get_text()]
             assert not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))

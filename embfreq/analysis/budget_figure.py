@@ -192,8 +192,34 @@ def draw(pts: list[dict], title: str):
     fig.legend(loc="outside lower center", ncol=ncol, fontsize=MIN_FONT, title_fontsize=MIN_FONT, frameon=False,
                title=f"bars: {BOOTSTRAP if len(kinds) > 1 else kinds[0]}" if kinds else None)
     fig.set_size_inches(COLUMN, 2.5 + 0.16 * (-(-len(names) // ncol) + bool(kinds)))
+    fig.canvas.draw()  # the layout, computed once and then frozen: the checked positions are the printed ones
+    fig.set_layout_engine("none")
+    _fit_markers(axes)
     _place_labels(fig, labels)
     return fig
+
+
+CLEAR = 2.0  # points between a marker and the frame
+
+
+def _fit_markers(axes) -> None:
+    """Widen the shared y range until every marker lies wholly inside the axes, `CLEAR` points from the
+    frame (the star is larger than the y padding allows for); the axes' size in pixels is fixed by then."""
+    ax = axes[0]
+    h = ax.bbox.height
+    marks = [(y, (line.get_markersize() / 2 + CLEAR) * ax.figure.dpi / 72) for a in axes for line in a.get_lines()
+             if line.get_marker() in ("o", "*") for y in line.get_ydata()]
+    if not marks or h <= 0:
+        return
+    lo, hi = ax.get_ylim()
+    for _ in range(5):  # each step solves for the current scale; the scale shrinks, so a few converge
+        scale = (hi - lo) / h  # data units per pixel
+        new_hi = max([hi] + [y + r * scale for y, r in marks])
+        new_lo = min([lo] + [y - r * scale for y, r in marks])
+        if (new_lo, new_hi) == (lo, hi):
+            break
+        lo, hi = new_lo, new_hi
+    ax.set_ylim(lo, hi)
 
 
 def dodge(by_strategy: dict[str, list[dict]], span: float, tol: float = 0.015, step: float = 2.5) -> dict[str, float]:
@@ -212,10 +238,8 @@ OFFSETS = ((4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "b
 
 
 def _place_labels(fig, labels: list[tuple]) -> None:
-    """Each label at the first offset where it overlaps no placed label and no marker of its axes;
-    the layout is computed first and then frozen, so that the checked positions are the printed ones."""
-    fig.canvas.draw()
-    fig.set_layout_engine("none")
+    """Each label at the first offset where it overlaps no placed label and no marker of its axes
+    (on the frozen layout of `draw`)."""
     renderer = fig.canvas.get_renderer()
     taken = {}
     for ax in {a for a, *_ in labels}:
