@@ -352,3 +352,15 @@ def test_readme_findings_tables_equal_the_committed_summary():
         out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout
         assert block.strip() == out.strip(), marker
+
+
+def test_a_run_without_config_yaml_makes_no_variant(tmp_path):
+    """A run dir that lost its config.yaml (metrics.json alone) cannot say how it differs: it is paired
+    by metrics.json's model, data and seed, and the others keep their variant ("" here)."""
+    s = tmp_path / "s"
+    fake_run(s, "base", lower=None, upper=None, ndcg=0.2, net={"lr": 0.001, "optimizer": "adam"})
+    lost = fake_run(s, "band", lower=0, upper=5, ndcg=0.3)
+    (lost / "config.yaml").unlink()
+    rows = {r.run_dir.name: r for r in load_rows([s])}
+    assert rows["band"].config == {} and rows["base"].variant == rows["band"].variant == ""
+    assert rows["band"].baseline["ndcg"] == pytest.approx(0.2)

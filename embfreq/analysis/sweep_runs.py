@@ -119,7 +119,8 @@ def read_run(run_dir: Path) -> Row:
         # no status: an old record, ok only when it holds test results
         status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
         reason = str(m.get("reason") or m.get("error") or "")
-    flat = upgrade_flat(flatten(config))
+    # no config.yaml: no config, not one of upgrade's defaults (they would read as a config difference)
+    flat = upgrade_flat(flatten(config)) if config else {}
 
     def pick(key, config_key=None):  # metrics.json first; config.yaml for runs without one
         return m[key] if key in m else flat.get(config_key or key)
