@@ -354,6 +354,23 @@ def test_readme_findings_tables_equal_the_committed_summary():
         assert block.strip() == out.strip(), marker
 
 
+def test_readme_frequency_norm_rows_for_yelp_equal_the_committed_runs():
+    """The README's experiment-1 rows for yelp are the `analysis` of the committed no-band runs."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    runs = ROOT / "docs/results/bands/runs/bands_yelp"
+    for model, label in (("mf_bpr", "MF-BPR"), ("sasrec", "SASRec")):
+        (path,) = runs.glob(f"*/0_{model}_yelp_lNone_uNone_all_s1/metrics.json")
+        a = json.loads(path.read_text())["analysis"]
+        rho, never, thr, below, never_below = re.search(
+            rf"^\| yelp \| {label} \| ([^|]+) \| (\d+) \| ([\d.]+) \| (\d+) \((\d+)\) \|$", readme, re.M).groups()
+        assert float(rho.replace("\u2212", "-")) == pytest.approx(a["spearman_freq_norm"], abs=0.005)
+        assert (int(never), int(below), int(never_below)) == (
+            a["never_trained_items"], a["items_below_threshold"], a["never_trained_below_threshold"])
+        assert float(thr) == pytest.approx(a["norm_threshold"], abs=0.005)
+
+
 def test_a_run_without_config_yaml_makes_no_variant(tmp_path):
     """A run dir that lost its config.yaml (metrics.json alone) cannot say how it differs: it is paired
     by metrics.json's model, data and seed, and the others keep their variant ("" here)."""
