@@ -1,14 +1,14 @@
 """embfreq against RecBoard's own SASRec on the same split: export the split, plot the curves.
 
     python benchmarks/recboard_side_by_side.py export DIR [overrides...]   # DIR/{train,valid,test}.txt
-    python benchmarks/recboard_side_by_side.py plot docs/results/recboard_sasrec
+    python benchmarks/recboard_side_by_side.py plot docs/results/recboard_sasrec [TITLE]
 
 `export` writes embfreq's leave-one-out split (the DataModule of `experiment=sasrec_bce_recboard`
 unless overrides say otherwise) in FreeRec's format: tab-separated `USER ITEM TIMESTAMP` with a
 header, rows in sequence order, the timestamp a user's position; FreeRec item = embfreq item - 1
 (embfreq's row 0 is padding, FreeRec adds its own), so both item tables hold the same items.
 `plot` draws curves.csv (epoch, impl, val_ndcg10, val_hr10) of a results page as curves.png/pdf.
-The runs themselves and their commands: docs/results/recboard_sasrec/README.md.
+The runs themselves and their commands: docs/results/recboard_sasrec/ and recboard_mf_bpr/.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def export(out: Path, overrides: list[str]) -> dict:
     return stats
 
 
-def plot(page: Path) -> list[Path]:
+def plot(page: Path, title: str = "SASRec-BCE · Beauty · same split and settings, seed 1") -> list[Path]:
     from embfreq.analysis.band_figures import COLUMN, FONT, save
     from embfreq.analysis.figure_base import new_figure, style_axes
 
@@ -65,7 +65,7 @@ def plot(page: Path) -> list[Path]:
         ax.plot(*zip(*pts), marker=marker, ms=3, lw=0.9, label={"recboard": "RecBoard (FreeRec)"}.get(impl, impl))
     ax.set_xlabel("epoch", fontsize=FONT)
     ax.set_ylabel("validation NDCG@10", fontsize=FONT)
-    ax.set_title("SASRec-BCE · Beauty · same split and settings, seed 1", fontsize=FONT)
+    ax.set_title(title, fontsize=FONT)
     style_axes(ax, FONT)
     ax.legend(fontsize=FONT, frameon=False)
     return save(fig, page / "curves")
@@ -75,8 +75,8 @@ def main(argv: list[str]) -> int:
     try:
         if len(argv) >= 2 and argv[0] == "export":
             print(json.dumps(export(Path(argv[1]), argv[2:])))
-        elif len(argv) == 2 and argv[0] == "plot":
-            print(" ".join(str(p) for p in plot(Path(argv[1]))))
+        elif len(argv) in (2, 3) and argv[0] == "plot":
+            print(" ".join(str(p) for p in plot(Path(argv[1]), *argv[2:])))
         else:
             print("usage: " + " | ".join(line.strip() for line in __doc__.splitlines()[2:4]), file=sys.stderr)
             return 2

@@ -50,3 +50,29 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and err[0].startswith("recboard_side_by_side: ") and err[2].startswith("usage: ")
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_plot_draws_both_curves_under_the_given_title(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from embfreq.analysis import band_figures
+
+    mod = load()
+    (tmp_path / "curves.csv").write_text("epoch,impl,val_ndcg10,val_hr10\n"
+                                         "20,embfreq,0.03,0.05\n10,embfreq,0.02,0.04\n"
+                                         "10,recboard,0.01,0.03\n20,recboard,0.025,0.045\n")
+    drawn, real_save = {}, band_figures.save
+
+    def spy(fig, stem):
+        ax = fig.axes[0]
+        drawn["title"] = ax.get_title()
+        drawn["lines"] = [(ln.get_label(), list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.get_lines()]
+        return real_save(fig, stem)
+
+    monkeypatch.setattr(band_figures, "save", spy)
+    assert mod.main(["plot", str(tmp_path), "MF-BPR · test"]) == 0
+    plt.close("all")
+    assert drawn["title"] == "MF-BPR · test"
+    assert drawn["lines"] == [("RecBoard (FreeRec)", [10, 20], [0.01, 0.025]), ("embfreq", [10, 20], [0.02, 0.03])]
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "curves.pdf").exists()
+    assert mod.main(["plot", str(tmp_path), "a", "b"]) == 2
