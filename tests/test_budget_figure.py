@@ -111,19 +111,21 @@ def test_committed_item_tables_report(tmp_path):
         mode = m.get("item_table", "neighbours")  # runs from before the key: the neighbour average
         mode = m["neighbours"] if mode == "neighbours" else mode
         band = None if m["lower_freq"] is None else band_label(m["lower_freq"], m["upper_freq"])
-        groups.setdefault((m["model"], band, mode, m["embedding_params"]), []).append(m)
-    full = {model: ms[0]["embedding_params"] for (model, band, _, _), ms in groups.items() if band is None}
+        groups.setdefault((m["data"], m["model"], band, mode, m["embedding_params"]), []).append(m)
+    full = {(data, model): ms[0]["embedding_params"]
+            for (data, model, band, _, _), ms in groups.items() if band is None}
     seen = set()
     for r in rows:
-        model, params = r["model"], int(r["embedding_params"])
+        data, model, params = r["data"], r["model"], int(r["embedding_params"])
         mode = {"no band": None, "neighbours (all)": "all", "neighbours (outside_band)": "outside_band"}.get(
             r["strategy"], r["strategy"])
-        ms = groups[(model, None, "all", params)] if mode is None else groups[(model, r["band"], mode, params)]
+        key = (data, model, None, "all", params) if mode is None else (data, model, r["band"], mode, params)
+        ms = groups[key]
         assert float(r["ndcg10_mean"]) == pytest.approx(np.mean([m["test"]["test/ndcg@10"] for m in ms]), abs=1e-15)
         assert r["seeds"] == ";".join(str(m["seed"]) for m in sorted(ms, key=lambda m: m["seed"]))
-        assert float(r["params_share"]) == params / full[model]
-        seen.add((model, r["band"], mode, params))
-    strategies = {k for k in groups if k[2] not in ("all", "outside_band")}
+        assert float(r["params_share"]) == params / full[(data, model)]
+        seen.add((data, model, r["band"], mode, params))
+    strategies = {k for k in groups if k[3] not in ("all", "outside_band")}
     assert strategies <= seen  # every strategy run is plotted
     assert {r["band"] for r in rows} == {"[0, 5]", "[100, inf)"}
     names = {p.name for p in rep.files}
