@@ -1,4 +1,4 @@
-"""embfreq against RecBoard's own SASRec on the same split: export the split, plot the curves.
+"""embfreq against RecBoard's own SASRec or MF-BPR on the same split: export the split, plot the curves.
 
     python benchmarks/recboard_side_by_side.py export DIR [overrides...]   # DIR/{train,valid,test}.txt
     python benchmarks/recboard_side_by_side.py plot docs/results/recboard_sasrec [TITLE]
