@@ -149,6 +149,13 @@ def test_x_panels_break_the_axis_only_across_a_wide_gap():
     assert flat(budget_figure.x_panels([0.9975, 0.9985, 1.0])) == pytest.approx([99.6875, 100.0625])
 
 
+def test_budget_ticks_of_a_narrow_panel_stay_inside_it():
+    # two budgets 0.008 points apart in a panel padded by 0.002: 60 would fall outside, 60.5 does not
+    assert budget_figure.budget_ticks([60.494, 60.502], 60.492, 60.504) == [60.5]
+    assert budget_figure.budget_ticks([28.0, 32.46, 99.0], 25.5, 48.5) == [28.0, 32.0]
+    assert budget_figure.budget_ticks([99.3284, 100.0], 99.31, 99.35) == [99.33]
+
+
 def test_dodge_moves_only_lines_with_a_close_point():
     by = {"a": [{"params_share": 0.28}], "b": [{"params_share": 0.281}, {"params_share": 0.5}],
           "c": [{"params_share": 0.4}]}
@@ -175,7 +182,8 @@ def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
                     half = (line.get_markersize() / 2 + 1) * fig.dpi / 72
                     ys = line.get_transform().transform(line.get_xydata())[:, 1]
                     assert ax.bbox.y0 <= min(ys) - half and max(ys) + half <= ax.bbox.y1, (key, line.get_label())
-        for ax in axes:  # tick labels apart
+        for ax, (lo, hi) in zip(axes, ranges):  # every panel labelled, its tick labels apart
+            assert any(lo <= v <= hi for v in ax.get_xticks()), (key, lo, hi)
             ticks = [t.get_window_extent(r) for t in ax.get_xticklabels() if t.get_text()]
             assert not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))
             boxes = [t.get_window_extent(r) for t in ax.texts]

@@ -116,6 +116,16 @@ def x_panels(shares: list[float], gap: float = 30.0) -> list[tuple[float, float]
     return out
 
 
+def budget_ticks(xs: list[float], lo: float, hi: float) -> list[float]:
+    """Ticks of a narrow panel [lo, hi]: each budget inside it, rounded to the fewest decimals (up to
+    3) that keep it inside, so a panel padded by hundredths of a point still gets a labelled tick."""
+    out = set()
+    for x in xs:
+        if lo <= x <= hi:
+            out.add(next((r for d in range(4) if lo <= (r := round(x, d)) <= hi), x))
+    return sorted(out)
+
+
 def draw(pts: list[dict], title: str):
     """The Figure of one (model, data, variant, band): one line per strategy through its budgets in
     order of params (a marker when it has one), bars as in `bars`, the baseline dashed and starred.
@@ -163,8 +173,7 @@ def draw(pts: list[dict], title: str):
                         labels.append((ax, xi, yi, " ".join(kv.split("=")[-1] for kv in b.split()), c, shift[s]))
         ax.set_xlim(*ranges[k])
         if len(axes) > 1 and ranges[k][1] - ranges[k][0] < 12:  # a narrow panel: a tick at each budget only
-            xs = {round(100 * p["params_share"]) for p in pts}
-            ax.set_xticks(sorted(v for v in xs if ranges[k][0] <= v <= ranges[k][1]))
+            ax.set_xticks(budget_ticks([100 * p["params_share"] for p in pts], *ranges[k]))
         else:  # at most 5 ticks: labels like 99.75 must not run into each other at one column
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 5, steps=[1, 2, 2.5, 5, 10]))
         style_axes(ax, FONT)
