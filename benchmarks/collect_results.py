@@ -4,7 +4,8 @@
 
 Per run: metrics.json, config.yaml and test_users.npz (no checkpoints, no TensorBoard), under
 <to>/runs/<sweep dir name>/<seed dir>/<run dir>. Runs without metrics.json (unfinished) and runs
-stopped on purpose ("status": "interrupted", e.g. a sweep cut short) are left out, and listed.
+stopped on purpose ("status": "interrupted", e.g. a sweep cut short) are left out, and listed. A
+destination that already holds another run (two sweeps with the same parent/name) copies nothing.
 Then `python -m embfreq.report <to> --out <to>` regenerates the tables and figures.
 """
 
@@ -24,7 +25,7 @@ def main() -> int:
     ap.add_argument("sweeps", nargs="+", type=Path)
     ap.add_argument("--to", type=Path, required=True)
     args = ap.parse_args()
-    copied = 0
+    plan = {}  # dest -> run; checked whole before anything is copied, so a clash copies nothing
     for sweep in args.sweeps:
         for m in sorted(sweep.rglob("metrics.json")):
             run = m.parent
@@ -34,15 +35,25 @@ def main() -> int:
                 print(f"left out (interrupted): {run}")
                 continue
             dest = args.to / "runs" / sweep.parent.name / sweep.name / run.relative_to(sweep)
-            dest.mkdir(parents=True, exist_ok=True)
-            for name in FILES:
-                if (run / name).is_file():
-                    shutil.copy2(run / name, dest / name)
-            copied += 1
-    print(f"copied {copied} runs into {args.to / 'runs'}")
+            if dest in plan:
+                return clash(f"{plan[dest]} and {run} would both be copied to {dest}")
+            if (dest / "metrics.json").is_file() and (dest / "metrics.json").read_bytes() != m.read_bytes():
+                return clash(f"{dest} already holds another run than {run}")
+            plan[dest] = run
+    for dest, run in plan.items():
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, dest / name)
+    print(f"copied {len(plan)} runs into {args.to / 'runs'}")
     from embfreq.report import main as report
 
     return report([str(args.to), "--out", str(args.to)])
+
+
+def clash(why: str) -> int:
+    print(f"collect_results: nothing copied: {why} (give the sweeps distinct parent/name dirs)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import hydra  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 
+import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir names)
 from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
 from embfreq.config_layout import upgrade

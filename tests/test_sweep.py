@@ -194,12 +194,34 @@ def test_slurm_launcher_builds_on_submitit_slurm():
     assert compose_with_hydra(["hydra/launcher=slurm"]).hydra.launcher.partition is None  # the cluster default
 
 
+@pytest.mark.parametrize("overrides, name", [
+    ([], "0_sasrec_beauty_l0_u5_all_s2"),
+    (["neighbours=outside_band"], "0_sasrec_beauty_l0_u5_outside_band_s2"),
+    (["item_table=shared"], "0_sasrec_beauty_l0_u5_shared_s2"),
+    (["item_table=hashed", "item_table.buckets=1195"], "0_sasrec_beauty_l0_u5_hashed-buckets1195_s2"),
+    (["item_table=mixed_dim", "item_table.band_dim=16"], "0_sasrec_beauty_l0_u5_mixed_dim-band_dim16_s2"),
+    (["item_table=qr"], "0_sasrec_beauty_l0_u5_qr-buckets64_s2"),
+])
+def test_sweep_run_dirs_name_what_band_items_use(overrides, name):
+    # a mixed_dim run was once named "..._all_s2", as if it used the neighbour average
+    from omegaconf import open_dict
+
+    import embfreq.conf  # noqa: F401  (the resolver, as `python -m embfreq.train` registers it)
+
+    cfg = compose_with_hydra(["+sweep=bands_beauty", "band=b0_5", "seed=2", *overrides])
+    with open_dict(cfg):
+        cfg.hydra.job.num = 0  # set by the launcher
+    assert cfg.hydra.sweep.subdir == name
+
+
 @pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel(tmp_path, data_file):
-    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file, epochs=3), "lower_freq=0,5", "upper_freq=10,20",
-                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file, epochs=3), "lower_freq=0,5", "upper_freq=10",
+                           "item_table=neighbours,shared", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     ms = runs(sweep_dir)
     assert len(ms) == 4 and all(m["status"] == "ok" for m in ms.values())
+    # the workers resolve the run dir names too
+    assert {n.split("_", 1)[1] for n in ms} == {f"sasrec_custom_l{lo}_u10_{t}_s1" for lo in (0, 5) for t in ("all", "shared")}
     spans = [(m["started_at"], m["finished_at"]) for m in ms.values()]
     overlaps = [(a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]]
     assert overlaps, spans
