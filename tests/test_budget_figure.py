@@ -132,6 +132,21 @@ def test_committed_item_tables_report(tmp_path):
     assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf",
             "budget_mf_bpr_beauty_1000_100_inf.png"} <= names
     assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
+    # head to head: one leader per tier; a configuration with the leader's seeds is not better, and
+    # its paired change is the difference of the two means of metrics.json values
+    with open(tmp_path / "head_to_head.csv", newline="") as f:
+        duels = list(csv.DictReader(f))
+    tier = lambda r: (r["data"], r["model"], r["band"], r["tier"])  # noqa: E731
+    leaders = [r for r in duels if not r["against"]]
+    assert len(leaders) == len({tier(r) for r in duels})
+    lead = {tier(r): r for r in leaders}
+    for r in duels:
+        ld = lead[tier(r)]
+        assert max(float(r["params_share"]), float(ld["params_share"])) <= 1.1 * min(float(r["params_share"]), float(ld["params_share"]))
+        if r["against"] and r["seeds"] == ld["seeds"]:
+            assert float(r["ndcg10_mean"]) <= float(ld["ndcg10_mean"])
+            assert float(r["delta_ndcg10"]) == pytest.approx(float(r["ndcg10_mean"]) - float(ld["ndcg10_mean"]), abs=2e-6)
+    assert {(r["data"], r["model"], r["band"]) for r in duels} == {(r["data"], r["model"], r["band"]) for r in rows}
 
 
 def flat(pairs):

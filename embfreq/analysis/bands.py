@@ -71,7 +71,7 @@ def group_configs(rows) -> list[Config]:
     return list(groups.values())
 
 
-def _users(run) -> dict | None:
+def checked_users(run) -> dict | None:
     """Per-user ranks of a run, checked against its metrics.json; None without the file."""
     if not (run.run_dir / USERS_FILE).is_file():
         return None
@@ -132,7 +132,7 @@ def _paired(c: Config, base: Config, buckets: list[dict]) -> dict:
     out["baseline_ndcg10"] = float(np.mean([bs[s].ndcg for s in seeds]))
     hrs = [bs[s].hr for s in seeds]
     out["baseline_hr10"] = float(np.mean(hrs)) if None not in hrs else None
-    users = [(_users(cs[s]), _users(bs[s])) for s in seeds]
+    users = [(checked_users(cs[s]), checked_users(bs[s])) for s in seeds]
     if any(a is None or b is None for a, b in users):  # no per-user files: the change without a CI
         out["delta_ndcg10"] = float(np.mean([cs[s].ndcg - bs[s].ndcg for s in seeds]))
         out["delta_pct"] = 100 * out["delta_ndcg10"] / out["baseline_ndcg10"] if out["baseline_ndcg10"] else None

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from embfreq.analysis import band_figures, bands, budget_figure
+from embfreq.analysis import band_figures, bands, budget_figure, head_to_head
 from embfreq.analysis.ndcg_heatmap import grids, plot_heatmap
 from embfreq.analysis.run_table import csv_text, label_base, markdown_table, row_record
 from embfreq.analysis.sweep_runs import ReportError, Row, load_rows
@@ -96,10 +96,16 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
         title = f"{model} · {data}" + (f" · {variant}" if variant else "") + f" · band {band}"
         figures += budget_figure.plot(pts, title, out / f"budget_{_slug(model, data, variant, band)}")
     budgets_md = ""
-    if budget_pts:  # only reports that compare item tables get budgets.csv
+    if budget_pts:  # only reports that compare item tables get budgets.csv and head_to_head.csv
         files.append(out / "budgets.csv")
         write_text(files[-1], bands.csv_text(budget_pts, budget_figure.COLUMNS))
-        budgets_md = budget_figure.markdown(budget_pts)
+        try:
+            duels = head_to_head.compare(rows)
+        except bands.MismatchError as e:
+            raise ReportError(str(e)) from None
+        files.append(out / "head_to_head.csv")
+        write_text(files[-1], bands.csv_text(duels, head_to_head.COLUMNS))
+        budgets_md = budget_figure.markdown(budget_pts) + _head_to_head_section(head_to_head.markdown(duels))
     write_text(files[0], csv_text(records))
     write_text(files[1], bands.csv_text(summary, bands.SUMMARY_COLUMNS))
     write_text(files[2], bands.csv_text(bucket_recs, bands.BUCKET_COLUMNS))
@@ -145,6 +151,15 @@ def _markdown_document(rows: list[Row], summary: str, budgets: str, table: str, 
         f"\nTensorBoard (HPARAMS tab compares the runs): `tensorboard --logdir {out}`\n",
     ]
     return "\n".join(parts)
+
+
+def _head_to_head_section(table: str) -> str:
+    return ("\n### Head to head at equal memory\n\n"
+            "Per band, the configurations that allocate about the same memory (within 10% of each other) "
+            "against the one with the best mean test NDCG@10 among those with the most seeds (head_to_head.csv): "
+            "the change of NDCG@10, paired over the test users and the seeds both have, with its 95% "
+            "bootstrap CI, for all test users, the in-band targets and the others; * = the CI excludes 0.\n\n"
+            + table)
 
 
 def _budgets_section(budgets: str) -> str:

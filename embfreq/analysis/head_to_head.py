@@ -1,0 +1,128 @@
+"""Which substitute wins at a budget: in each band, the item-table configurations that allocate
+about the same memory (a budget tier) against the tier's best one, paired over the test users and
+the seeds both have, overall, on the in-band targets and on the other users. The figure and
+budgets.csv compare each configuration with the no-band baseline; this says whether two of them
+differ."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embfreq.analysis import bands
+from embfreq.analysis.budget_figure import NEIGHBOUR_MODES, strategy_budget
+from embfreq.analysis.per_user import per_user_metric
+from embfreq.analysis.stats import in_bucket, paired_change
+from embfreq.band import band_label
+
+# one budget tier: allocations within 10% of the tier's smallest (28% and 30% of the table, not 28% and 32.5%)
+TIER_RATIO = 1.10
+COLUMNS = ("data", "model", "variant", "band", "tier", "strategy", "budget", "params_share", "seeds", "ndcg10_mean",
+           "against", "paired_seeds", "delta_ndcg10", "ci_low", "ci_high", "significant", "inband_users",
+           "delta_ndcg10_inband", "inband_ci_low", "inband_ci_high", "rest_users", "delta_ndcg10_rest",
+           "rest_ci_low", "rest_ci_high")
+
+
+def tiers(shares: list[float], ratio: float = TIER_RATIO) -> list[int]:
+    """The tier index of each share: sorted, a new tier starts above `ratio` x the current tier's smallest."""
+    order = sorted(range(len(shares)), key=lambda i: shares[i])
+    out, tier, start = [0] * len(shares), -1, None
+    for i in order:
+        if start is None or shares[i] > start * ratio:
+            tier, start = tier + 1, shares[i]
+        out[i] = tier
+    return out
+
+
+def compare(rows) -> list[dict]:
+    """head_to_head.csv: per (model, data, variant, band) with a strategy other than `neighbours`, each
+    tier's leader (the best mean test NDCG@10 among the configurations with the most seeds) and every
+    other configuration of the tier with its paired change against the leader."""
+    configs = [c for c in bands.group_configs(rows) if c.runs]
+    bases = {(c.model, c.data, c.variant): c for c in configs if c.is_baseline}
+    by_band: dict[tuple, list] = {}
+    for c in configs:
+        if not c.is_baseline:
+            by_band.setdefault((c.model, c.data, c.variant, c.lower_freq, c.upper_freq), []).append(c)
+    out: list[dict] = []
+    for (model, data, variant, lo, hi), cs in by_band.items():
+        base = bases.get((model, data, variant))
+        full = base.runs[0].metrics.get("embedding_params") if base else None
+        if not full or all(c.neighbours in NEIGHBOUR_MODES for c in cs):
+            continue  # nothing to measure the memory against, or the band study's own comparison
+        cs = [c for c in cs if c.runs[0].metrics.get("embedding_params") is not None]
+        shares = [c.runs[0].metrics["embedding_params"] / full for c in cs]
+        tier_of = tiers(shares)
+        for t in sorted(set(tier_of)):
+            members = [(c, s) for c, s, k in zip(cs, shares, tier_of) if k == t]
+            most = max(len(c.runs) for c, _ in members)
+            leader = max((c for c, _ in members if len(c.runs) == most), key=_mean)
+            for c, share in sorted(members, key=lambda m: (m[0] is not leader, -_mean(m[0]))):
+                rec = _record(c, share, t, band_label(lo, hi))
+                if c is not leader:
+                    rec.update(_against(c, leader, lo, hi))
+                out.append(rec)
+    return out
+
+
+def _mean(c) -> float:
+    return float(np.mean([r.ndcg for r in c.runs]))
+
+
+def _name(c) -> tuple[str, str]:
+    return strategy_budget(c.neighbours)
+
+
+def _record(c, share: float, tier: int, band: str) -> dict:
+    strategy, budget = _name(c)
+    return {"data": c.data, "model": c.model, "variant": c.variant, "band": band, "tier": tier, "strategy": strategy,
+            "budget": budget, "params_share": share, "seeds": ";".join(map(str, c.seeds())), "ndcg10_mean": _mean(c)}
+
+
+def _against(c, leader, lo, hi) -> dict:
+    """The paired change of `c` against the tier leader over the seeds both have; none without per-user files."""
+    strategy, budget = _name(leader)
+    out: dict = {"against": f"{strategy} {budget}".strip()}
+    cs, ls = c.by_seed(), leader.by_seed()
+    seeds = sorted(set(cs) & set(ls))
+    out["paired_seeds"] = ";".join(map(str, seeds)) or None
+    users = [(bands.checked_users(cs[s]), bands.checked_users(ls[s])) for s in seeds]
+    if not seeds or any(a is None or b is None for a, b in users):
+        return out
+    for s, (a, b) in zip(seeds, users):
+        if not np.array_equal(a["target"], b["target"]):
+            raise bands.MismatchError(f"{cs[s].run_dir}: its test users differ from {ls[s].run_dir}'s")
+    mine = np.stack([per_user_metric(a["rank"], "ndcg") for a, _ in users])
+    theirs = np.stack([per_user_metric(b["rank"], "ndcg") for _, b in users])
+    ch = paired_change(mine, theirs)
+    out.update(delta_ndcg10=ch.delta, ci_low=ch.low, ci_high=ch.high, significant=ch.significant)
+    inband = in_bucket(users[0][0]["target_freq"], lo, hi)
+    for name, mask in (("inband", inband), ("rest", ~inband)):
+        out[f"{name}_users"] = int(mask.sum())
+        if mask.any():
+            part = paired_change(mine[:, mask], theirs[:, mask])
+            out.update({f"delta_ndcg10_{name}": part.delta, f"{name}_ci_low": part.low, f"{name}_ci_high": part.high})
+    return out
+
+
+def markdown(recs: list[dict]) -> str:
+    """The comparison as a table: per band and tier the leader first, then each other configuration's
+    change against it."""
+    head = ["model", "data", "band", "% of full table", "strategy", "budget", "seeds", "test NDCG@10",
+            "Δ against the tier's leader [95% CI]", "in-band targets Δ [95% CI]", "other users Δ [95% CI]"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in recs:
+        lead = r.get("against") is None
+        cells = [r["model"] + (f" ({r['variant']})" if r["variant"] else ""), r["data"], r["band"],
+                 f"{100 * r['params_share']:.1f}%", r["strategy"], r["budget"], r["seeds"], f"{r['ndcg10_mean']:.4f}",
+                 "leader" if lead else _ci(r, "delta_ndcg10", "ci"), "" if lead else _ci(r, "delta_ndcg10_inband", "inband_ci"),
+                 "" if lead else _ci(r, "delta_ndcg10_rest", "rest_ci")]
+        out.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _ci(r: dict, key: str, ci: str) -> str:
+    if r.get(key) is None:
+        return "no per-user files" if key == "delta_ndcg10" else ""
+    lo, hi = r[f"{ci}_low"], r[f"{ci}_high"]
+    star = "*" if lo > 0 or hi < 0 else ""
+    return f"{r[key]:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}"

@@ -1,0 +1,111 @@
+"""head_to_head: budget tiers, the tier leader, and the paired change of every other configuration
+against it, checked by hand and against a naive bootstrap loop."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from embfreq.analysis import bands, head_to_head
+from embfreq.analysis.per_user import per_user_metric
+from embfreq.analysis.stats import BOOT_SEED, N_BOOT
+from embfreq.analysis.sweep_report import make_report
+from embfreq.analysis.sweep_runs import ReportError, load_rows
+from tests.test_report import _with_users, fake_run
+
+TARGETS, FREQ = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]  # the first three targets lie in [0, 5]
+
+
+def strategy_run(root, name, seed, ranks, item_table=None, params=None, lower=0, upper=5):
+    """A run of `item_table` ({"name": ..., budget}) for band [lower, upper], with per-user ranks."""
+    d = fake_run(root, name, seed=seed, lower=lower, upper=upper, items=6, in_band=0 if lower is None else 3)
+    if item_table:
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["item_table"] = item_table
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    _with_users(d, ranks, TARGETS, FREQ)
+    if params is not None:
+        m = json.loads((d / "metrics.json").read_text())
+        m["embedding_params"] = params
+        (d / "metrics.json").write_text(json.dumps(m))
+    return d
+
+
+RANKS = {  # seed -> configuration -> ranks of the six test users
+    1: {"base": [1, 3, 20, 1, 2, 7], "shared": [2, 3, 1, 1, 2, 15], "hashed": [9, 30, 40, 2, 2, 15]},
+    2: {"base": [2, 1, 11, 4, 1, 1], "shared": [1, 1, 30, 4, 3, 1], "hashed": [20, 1, 30, 5, 3, 2]},
+}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    s = tmp_path / "s"
+    for seed, r in RANKS.items():
+        strategy_run(s, f"base_s{seed}", seed, r["base"], lower=None, upper=None, params=448)
+        strategy_run(s, f"shared_s{seed}", seed, r["shared"], {"name": "shared"}, params=256)
+        strategy_run(s, f"hashed_s{seed}", seed, r["hashed"], {"name": "hashed", "buckets": 2}, params=270)
+    # one seed only, at about the same memory and better: not the leader, which needs the most seeds
+    strategy_run(s, "qr_s1", 1, [1, 1, 1, 1, 1, 1], {"name": "qr", "buckets": 2}, params=262)
+    # a larger budget: its own tier
+    strategy_run(s, "mixed_s1", 1, [1, 2, 3, 1, 2, 7], {"name": "mixed_dim", "band_dim": 4}, params=400)
+    return s
+
+
+def test_tiers_start_above_ratio_times_the_smallest():
+    assert head_to_head.tiers([0.28, 0.30, 0.325, 0.46, 0.2801, 0.37, 1.0, 0.995]) == [0, 0, 1, 3, 0, 2, 4, 4]
+    assert head_to_head.tiers([0.5, 0.55, 0.551], ratio=1.1) == [0, 0, 1]
+    assert head_to_head.tiers([]) == []
+
+
+def test_leader_and_paired_change_by_hand(sweep):
+    recs = head_to_head.compare(load_rows([sweep]))
+    got = {(r["strategy"], r["budget"]): r for r in recs}
+    assert [(r["tier"], r["strategy"]) for r in recs] == [(0, "shared"), (0, "qr"), (0, "hashed"), (1, "mixed_dim")]
+    lead, hashed, qr = got[("shared", "")], got[("hashed", "buckets=2")], got[("qr", "buckets=2")]
+    assert lead.get("against") is None and got[("mixed_dim", "band_dim=4")].get("against") is None
+    assert hashed["against"] == "shared" and hashed["paired_seeds"] == "1;2" and qr["paired_seeds"] == "1"
+    assert hashed["params_share"] == 270 / 448
+    nd = {k: np.stack([per_user_metric(np.array(RANKS[s][k]), "ndcg") for s in (1, 2)]) for k in ("shared", "hashed")}
+    diff = (nd["hashed"] - nd["shared"]).mean(0)
+    assert hashed["delta_ndcg10"] == pytest.approx(diff.mean(), abs=1e-12)
+    rng = np.random.default_rng(BOOT_SEED)
+    lo, hi = np.quantile([diff[rng.integers(0, 6, 6)].mean() for _ in range(N_BOOT)], [0.025, 0.975])
+    assert (hashed["ci_low"], hashed["ci_high"]) == (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12))
+    assert hashed["significant"] == (lo > 0 or hi < 0)
+    assert hashed["inband_users"] == 3 and hashed["rest_users"] == 3
+    assert hashed["delta_ndcg10_inband"] == pytest.approx(diff[:3].mean())
+    assert hashed["delta_ndcg10_rest"] == pytest.approx(diff[3:].mean())
+    # qr is paired with the leader's seed 1 only
+    qr_diff = per_user_metric(np.ones(6), "ndcg") - nd["shared"][0]
+    assert qr["delta_ndcg10"] == pytest.approx(qr_diff.mean())
+    assert qr["ndcg10_mean"] == pytest.approx(1.0)
+
+
+def test_report_writes_the_table(sweep, tmp_path):
+    rep = make_report([sweep], tmp_path / "r")
+    with open(tmp_path / "r" / "head_to_head.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["strategy"] for r in rows] == ["shared", "qr", "hashed", "mixed_dim"]
+    assert tmp_path / "r" / "head_to_head.csv" in rep.files
+    md = (tmp_path / "r" / "summary.md").read_text()
+    assert "### Head to head at equal memory" in md and "| leader |" in md
+
+
+def test_neighbour_modes_only_give_no_table(tmp_path):
+    s = tmp_path / "s"
+    strategy_run(s, "base", 1, RANKS[1]["base"], lower=None, upper=None)
+    strategy_run(s, "band", 1, RANKS[1]["shared"])
+    assert head_to_head.compare(load_rows([s])) == []
+    make_report([s], tmp_path / "r")
+    assert not (tmp_path / "r" / "head_to_head.csv").exists()
+
+
+def test_other_test_users_are_refused(sweep):
+    d = sweep / "hashed_s2"
+    _with_users(d, RANKS[2]["hashed"], [6, 5, 4, 3, 2, 1], FREQ)
+    with pytest.raises(bands.MismatchError, match="hashed_s2: its test users differ from .*shared_s2"):
+        head_to_head.compare(load_rows([sweep]))
+    with pytest.raises(ReportError, match="test users differ"):
+        make_report([sweep], sweep.parent / "r")
