@@ -44,6 +44,7 @@ def compare(rows) -> list[dict]:
         if not c.is_baseline:
             by_band.setdefault((c.model, c.data, c.variant, c.lower_freq, c.upper_freq), []).append(c)
     out: list[dict] = []
+    cache: dict = {}  # run dir -> per-user ranks: a tier's leader is read once, not once per rival
     for (model, data, variant, lo, hi), cs in by_band.items():
         base = bases.get((model, data, variant))
         full = base.runs[0].metrics.get("embedding_params") if base else None
@@ -59,7 +60,7 @@ def compare(rows) -> list[dict]:
             for c, share in sorted(members, key=lambda m: (m[0] is not leader, -_mean(m[0]))):
                 rec = _record(c, share, t, band_label(lo, hi))
                 if c is not leader:
-                    rec.update(_against(c, leader, lo, hi))
+                    rec.update(_against(c, leader, lo, hi, cache))
                 out.append(rec)
     return out
 
@@ -78,14 +79,19 @@ def _record(c, share: float, tier: int, band: str) -> dict:
             "budget": budget, "params_share": share, "seeds": ";".join(map(str, c.seeds())), "ndcg10_mean": _mean(c)}
 
 
-def _against(c, leader, lo, hi) -> dict:
+def _against(c, leader, lo, hi, cache: dict) -> dict:
     """The paired change of `c` against the tier leader over the seeds both have; none without per-user files."""
     strategy, budget = _name(leader)
     out: dict = {"against": f"{strategy} {budget}".strip()}
     cs, ls = c.by_seed(), leader.by_seed()
     seeds = sorted(set(cs) & set(ls))
     out["paired_seeds"] = ";".join(map(str, seeds)) or None
-    users = [(bands.checked_users(cs[s]), bands.checked_users(ls[s])) for s in seeds]
+    def users_of(run):
+        if run.run_dir not in cache:
+            cache[run.run_dir] = bands.checked_users(run)
+        return cache[run.run_dir]
+
+    users = [(users_of(cs[s]), users_of(ls[s])) for s in seeds]
     if not seeds or any(a is None or b is None for a, b in users):
         return out
     for s, (a, b) in zip(seeds, users):
