@@ -95,6 +95,19 @@ def _change_cells(prefix: str, ch: Change | None) -> dict:
     return {f"{prefix}_ci_low": ch.low, f"{prefix}_ci_high": ch.high}
 
 
+def split_changes(ndcg: np.ndarray, base: np.ndarray, inband: np.ndarray) -> dict:
+    """The paired change of per-user NDCG@10 (seeds, users) against `base` on the in-band targets
+    and on the other users: {inband,rest}_users, delta_ndcg10_{inband,rest}, {inband,rest}_ci_{low,high}."""
+    out: dict = {}
+    for name, mask in (("inband", inband), ("rest", ~inband)):
+        out[f"{name}_users"] = int(mask.sum())
+        if mask.any():
+            part = paired_change(ndcg[:, mask], base[:, mask])
+            out[f"delta_ndcg10_{name}"] = part.delta
+            out.update(_change_cells(name, part))
+    return out
+
+
 def analyse(rows) -> tuple[list[dict], list[dict]]:
     """(summary records, bucket records) for every configuration of `rows`."""
     configs = group_configs(rows)
@@ -152,13 +165,9 @@ def _paired(c: Config, base: Config, buckets: list[dict]) -> dict:
                delta_hr10=hr.delta, delta_hr10_ci_low=hr.low, delta_hr10_ci_high=hr.high,
                hr10_significant=hr.significant)
     inband = in_bucket(freq, c.lower_freq, c.upper_freq)
+    out.update(split_changes(band_ndcg, base_ndcg, inband))
     for name, mask in (("inband", inband), ("rest", ~inband)):
-        out[f"{name}_users"] = int(mask.sum())
         out[f"{name}_baseline_ndcg10"] = float(base_ndcg[:, mask].mean()) if mask.any() else None
-        if mask.any():
-            part = paired_change(band_ndcg[:, mask], base_ndcg[:, mask])
-            out[f"delta_ndcg10_{name}"] = part.delta
-            out.update(_change_cells(name, part))
     for lo, hi in FREQ_BUCKETS:
         mask = in_bucket(freq, lo, hi)
         if not mask.any():

@@ -101,12 +101,7 @@ def _against(c, leader, lo, hi, cache: dict) -> dict:
     theirs = np.stack([per_user_metric(b["rank"], "ndcg") for _, b in users])
     ch = paired_change(mine, theirs)
     out.update(delta_ndcg10=ch.delta, ci_low=ch.low, ci_high=ch.high, significant=ch.significant)
-    inband = in_bucket(users[0][0]["target_freq"], lo, hi)
-    for name, mask in (("inband", inband), ("rest", ~inband)):
-        out[f"{name}_users"] = int(mask.sum())
-        if mask.any():
-            part = paired_change(mine[:, mask], theirs[:, mask])
-            out.update({f"delta_ndcg10_{name}": part.delta, f"{name}_ci_low": part.low, f"{name}_ci_high": part.high})
+    out.update(bands.split_changes(mine, theirs, in_bucket(users[0][0]["target_freq"], lo, hi)))
     return out
 
 
