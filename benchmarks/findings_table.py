@@ -64,6 +64,7 @@ def head_to_head(path: str) -> None:
         share = f"{shares[0]:.1f}" + (f"–{shares[-1]:.1f}" if f"{shares[-1]:.1f}" != f"{shares[0]:.1f}" else "")
         others = "; ".join(f"{strategy(r)} {num(r, 'delta_ndcg10'):+.4f} [{num(r, 'ci_low'):+.4f}, "
                            f"{num(r, 'ci_high'):+.4f}]" + ("*" if r["significant"] == "yes" else "")
+                           + ("†" if r["significant_holm"] == "yes" else "")
                            for r in rs if r["against"])
         print(f"| {data} | {MODEL_NAMES.get(model, model)} | {band} | {share}% | {strategy(lead)} ({num(lead, 'ndcg10_mean'):.4f}) | {others} |")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from embfreq.analysis import bands, head_to_head
+from embfreq.analysis import bands, head_to_head, stats
 from embfreq.analysis.per_user import per_user_metric
 from embfreq.analysis.stats import BOOT_SEED, N_BOOT
 from embfreq.analysis.sweep_report import make_report
@@ -74,6 +74,9 @@ def test_leader_and_paired_change_by_hand(sweep):
     lo, hi = np.quantile([diff[rng.integers(0, 6, 6)].mean() for _ in range(N_BOOT)], [0.025, 0.975])
     assert (hashed["ci_low"], hashed["ci_high"]) == (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12))
     assert hashed["significant"] == (lo > 0 or hi < 0)
+    means = np.array([diff[np.random.default_rng(BOOT_SEED).integers(0, 6, (N_BOOT, 6))].mean(1)]).ravel()
+    k = min((means <= 0).sum(), (means >= 0).sum())
+    assert hashed["p_value"] == pytest.approx(min(1.0, 2 * (k + 1) / (N_BOOT + 1)))
     assert hashed["inband_users"] == 3 and hashed["rest_users"] == 3
     assert hashed["delta_ndcg10_inband"] == pytest.approx(diff[:3].mean())
     assert hashed["delta_ndcg10_rest"] == pytest.approx(diff[3:].mean())
@@ -81,6 +84,12 @@ def test_leader_and_paired_change_by_hand(sweep):
     qr_diff = per_user_metric(np.ones(6), "ndcg") - nd["shared"][0]
     assert qr["delta_ndcg10"] == pytest.approx(qr_diff.mean())
     assert qr["ndcg10_mean"] == pytest.approx(1.0)
+    # Holm over the leader's two rivals: the smaller p times 2, the larger at least that and times 1
+    small, large = sorted([hashed, qr], key=lambda r: r["p_value"])
+    assert small["p_holm"] == pytest.approx(min(1.0, 2 * small["p_value"]))
+    assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p_value"]))
+    assert all(r["significant_holm"] == (r["p_holm"] < 0.05) for r in (hashed, qr))
+    assert "p_holm" not in lead and "p_holm" not in got[("mixed_dim", "band_dim=4")]  # a tier of one has no rival
 
 
 def test_report_writes_the_table(sweep, tmp_path):
@@ -109,3 +118,20 @@ def test_other_test_users_are_refused(sweep):
         head_to_head.compare(load_rows([sweep]))
     with pytest.raises(ReportError, match="test users differ"):
         make_report([sweep], sweep.parent / "r")
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04); capped at 1
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.9]) == [1.0, 1.0]
+    assert stats.holm([0.2]) == [0.2] and stats.holm([]) == []
+
+
+def test_bootstrap_p_counts_the_resamples_on_the_far_side_of_zero():
+    assert stats.bootstrap_p(np.array([1.0, 2.0, 3.0, -1.0])) == pytest.approx(2 * 2 / 5)
+    assert stats.bootstrap_p(np.ones(1999)) == pytest.approx(2 / 2000)  # never 0
+    assert stats.bootstrap_p(np.array([0.0, 0.0])) == 1.0  # ties sit on both sides
+    # p < 0.05 where the 95% percentile interval excludes 0, on a clear and a null change
+    for shift in (0.3, 0.0):
+        ch = stats.paired_change(np.random.default_rng(1).normal(shift, 1, 400), np.zeros(400))
+        assert (ch.p < 0.05) == ch.significant

@@ -2,7 +2,7 @@
 about the same memory (a budget tier) against the tier's best one, paired over the test users and
 the seeds both have, overall, on the in-band targets and on the other users. The figure and
 budgets.csv compare each configuration with the no-band baseline; this says whether two of them
-differ."""
+differ. Its stars are nominal; `significant_holm` corrects for the several rivals of one leader."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import numpy as np
 from embfreq.analysis import bands
 from embfreq.analysis.budget_figure import NEIGHBOUR_MODES, strategy_budget
 from embfreq.analysis.per_user import per_user_metric
-from embfreq.analysis.stats import in_bucket, paired_change
+from embfreq.analysis.stats import LEVEL, holm, in_bucket, paired_change
 from embfreq.band import band_label
 
 # one budget tier: allocations within 10% of the tier's smallest (28% and 30% of the table, not 28% and 32.5%)
 TIER_RATIO = 1.10
 COLUMNS = ("data", "model", "variant", "band", "tier", "strategy", "budget", "params_share", "seeds", "ndcg10_mean",
-           "against", "paired_seeds", "delta_ndcg10", "ci_low", "ci_high", "significant", "inband_users",
+           "against", "paired_seeds", "delta_ndcg10", "ci_low", "ci_high", "significant", "p_value", "p_holm",
+           "significant_holm", "inband_users",
            "delta_ndcg10_inband", "inband_ci_low", "inband_ci_high", "rest_users", "delta_ndcg10_rest",
            "rest_ci_low", "rest_ci_high")
 
@@ -57,12 +58,23 @@ def compare(rows) -> list[dict]:
             members = [(c, s) for c, s, k in zip(cs, shares, tier_of) if k == t]
             most = max(len(c.runs) for c, _ in members)
             leader = max((c for c, _ in members if len(c.runs) == most), key=_mean)
+            recs = []
             for c, share in sorted(members, key=lambda m: (m[0] is not leader, -_mean(m[0]))):
                 rec = _record(c, share, t, band_label(lo, hi))
                 if c is not leader:
                     rec.update(_against(c, leader, lo, hi, cache))
-                out.append(rec)
+                recs.append(rec)
+            _adjust(recs)
+            out.extend(recs)
     return out
+
+
+def _adjust(recs: list[dict]) -> None:
+    """Holm over the tier's rivals of its leader: a leader picked on these users is checked against
+    all of them at once, so each nominal p is corrected for the family."""
+    tested = [r for r in recs if r.get("p_value") is not None]
+    for r, p in zip(tested, holm([r["p_value"] for r in tested])):
+        r.update(p_holm=p, significant_holm=p < 1 - LEVEL)
 
 
 def _mean(c) -> float:
@@ -100,7 +112,7 @@ def _against(c, leader, lo, hi, cache: dict) -> dict:
     mine = np.stack([per_user_metric(a["rank"], "ndcg") for a, _ in users])
     theirs = np.stack([per_user_metric(b["rank"], "ndcg") for _, b in users])
     ch = paired_change(mine, theirs)
-    out.update(delta_ndcg10=ch.delta, ci_low=ch.low, ci_high=ch.high, significant=ch.significant)
+    out.update(delta_ndcg10=ch.delta, ci_low=ch.low, ci_high=ch.high, significant=ch.significant, p_value=ch.p)
     out.update(bands.split_changes(mine, theirs, in_bucket(users[0][0]["target_freq"], lo, hi)))
     return out
 
@@ -126,4 +138,6 @@ def _ci(r: dict, key: str, ci: str) -> str:
         return "no per-user files" if key == "delta_ndcg10" else ""
     lo, hi = r[f"{ci}_low"], r[f"{ci}_high"]
     star = "*" if lo > 0 or hi < 0 else ""
+    if key == "delta_ndcg10" and r.get("significant_holm"):
+        star += "†"
     return f"{r[key]:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}"

@@ -24,6 +24,7 @@ class Change:
     low: float  # confidence interval
     high: float
     users: int
+    p: float = 1.0  # two-sided bootstrap p-value of "no change", from the same resamples as the interval
 
     @property
     def significant(self) -> bool:
@@ -56,7 +57,25 @@ def paired_change(band: np.ndarray, base: np.ndarray, n_boot: int = N_BOOT, leve
     diff = (band - base).mean(0)  # per user, over seeds: resampling users keeps every seed paired
     means = bootstrap_means(diff, n_boot, seed)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Change(float(diff.mean()), float(lo), float(hi), int(diff.shape[0]))
+    return Change(float(diff.mean()), float(lo), float(hi), int(diff.shape[0]), bootstrap_p(means))
+
+
+def bootstrap_p(means: np.ndarray) -> float:
+    """Two-sided p-value of a zero change from bootstrap means: twice the smaller share of resamples on
+    either side of 0, counted as (k + 1) / (n + 1) so that it is never 0."""
+    n = len(means)
+    k = min(int((means <= 0).sum()), int((means >= 0).sum()))
+    return min(1.0, 2 * (k + 1) / (n + 1))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the order given."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    out, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        out[i] = running
+    return out
 
 
 def bucket_label(lo: int, hi: int | None) -> str:

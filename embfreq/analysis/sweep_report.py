@@ -159,8 +159,9 @@ def _head_to_head_section(table: str) -> str:
             "against the one with the best mean test NDCG@10 among those with the most seeds (head_to_head.csv): "
             "the change of NDCG@10, paired over the test users and the seeds both have, with its 95% "
             "bootstrap CI, for all test users, the in-band targets and the others; * = the CI excludes 0 "
-            "(nominally: the leader is picked on the same users, and the CIs are not corrected for several "
-            "comparisons).\n\n"
+            "(nominally: the leader is picked on the same users); † = the overall change stays significant "
+            "after Holm's correction over the tier's rivals of its leader (bootstrap p-values, "
+            "p_holm < 0.05).\n\n"
             + table)
 
 
