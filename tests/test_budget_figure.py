@@ -146,6 +146,10 @@ def test_committed_item_tables_report(tmp_path):
         if r["against"] and r["seeds"] == ld["seeds"]:
             assert float(r["ndcg10_mean"]) <= float(ld["ndcg10_mean"])
             assert float(r["delta_ndcg10"]) == pytest.approx(float(r["ndcg10_mean"]) - float(ld["ndcg10_mean"]), abs=2e-6)
+        if r["p_value"]:  # Holm never lowers a p-value, and a Holm-significant gap is nominally significant too
+            assert float(r["p_value"]) <= float(r["p_holm"]) <= 1
+            assert r["significant_holm"] == ("yes" if float(r["p_holm"]) < 0.05 else "no")
+            assert r["significant_holm"] == "no" or r["significant"] == "yes"
     assert {(r["data"], r["model"], r["band"]) for r in duels} == {(r["data"], r["model"], r["band"]) for r in rows}
 
 
