@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import lru_cache
 from pathlib import Path
 
-from embfreq.analysis.per_user import per_user_metric, read_test_users
+from embfreq.analysis.per_user import FILE, per_user_metric, read_test_users
 from embfreq.analysis.stats import paired_change
 from embfreq.analysis.sweep_runs import find_run_dirs, read_run
+from embfreq.errors import UserError
 
 CAP = "trainer.max_epochs"
 
@@ -38,16 +40,26 @@ def pairs(short_paths, long_paths) -> list[tuple]:
     short = [read_run(d) for d in find_run_dirs(short_paths)]
     out = []
     for lr in (read_run(d) for d in find_run_dirs(long_paths)):
+        if not lr.ok:
+            sys.exit(f"epoch_cap: {lr.run_dir} is not a finished run (status {lr.status})")
         match = [s for s in short if s.ok and _key(s) == _key(lr) and _same_but_cap(s.config, lr.config)]
         if len(match) != 1:
             sys.exit(f"epoch_cap: {len(match)} runs under {', '.join(map(str, short_paths))} match {lr.run_dir} "
                      "(need exactly one with the same config but trainer.max_epochs)")
+        for r in (match[0], lr):
+            if not (r.run_dir / FILE).is_file():
+                sys.exit(f"epoch_cap: {r.run_dir} has no {FILE}: the paired gaps need every user's rank")
         out.append(("no band" if lr.is_baseline else f"{lr.band} {lr.neighbours}", match[0], lr))
     return sorted(out, key=lambda t: (t[0] != "no band", t[0]))
 
 
 def _ndcg(row):
-    return per_user_metric(read_test_users(row.run_dir)["rank"], "ndcg")
+    return _ndcg_of(row.run_dir)
+
+
+@lru_cache(maxsize=None)  # each run is paired several times
+def _ndcg_of(run_dir: Path):
+    return per_user_metric(read_test_users(run_dir)["rank"], "ndcg")
 
 
 def _ci(c) -> str:
@@ -82,7 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument("short", nargs="+", type=Path, help="results dirs holding the shorter-cap runs")
     ap.add_argument("--long", nargs="+", type=Path, required=True, help="results dirs holding the longer-cap runs")
     args = ap.parse_args(argv)
-    print(table(pairs(args.short, args.long)))
+    try:
+        print(table(pairs(args.short, args.long)))
+    except UserError as e:
+        sys.exit(f"epoch_cap: {e}")
     return 0
 
 

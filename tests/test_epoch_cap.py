@@ -80,3 +80,17 @@ def test_the_committed_page_block_is_what_its_command_prints():
     cmd, block = re.search(r"<!-- epoch-cap-table: python (.*?) -->\n(.*?)<!-- /epoch-cap-table -->", page, re.S).groups()
     out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert block.strip() == out.strip()
+
+
+def test_bad_inputs_exit_in_one_line(runs, tmp_path):
+    short, long = runs
+    with pytest.raises(SystemExit, match="no such file or directory"):
+        epoch_cap.main([str(tmp_path / "nowhere"), "--long", str(long)])
+    failed = fake_run(long, "failed", status="failed", lower=5, upper=20)
+    with pytest.raises(SystemExit, match="is not a finished run"):
+        epoch_cap.pairs([short], [long])
+    (failed / "metrics.json").unlink()
+    (failed / "config.yaml").unlink()
+    (short / "band" / "test_users.npz").unlink()
+    with pytest.raises(SystemExit, match="has no test_users.npz"):
+        epoch_cap.pairs([short], [long])
