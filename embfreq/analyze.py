@@ -90,7 +90,8 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
         raise UserError(f"{run_dir}: unreadable {CONFIG} ({first_line(e)})") from None
     per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
     items = model.items  # the band the checkpoint's model was built with; the names from its config
-    title = run_title(cfg.model.name, cfg.data.name, items.lower_freq, items.upper_freq, items.neighbours)
+    title = run_title(cfg.model.name, cfg.data.name, items.lower_freq, items.upper_freq,
+                      getattr(items, "neighbours", items.strategy))
     summary = analyze_model(model, dm, per_item, run_dir, title=title)
     summary["checkpoint"] = which
     # Re-read so that a concurrent writer of other keys is not undone by a stale copy.

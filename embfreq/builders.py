@@ -36,32 +36,53 @@ def _instantiate(what: str, spec):
                           ) from None
 
 
+def neighbours_mode(cfg: DictConfig) -> str:
+    """The run's neighbour mode (all | outside_band), recorded in metrics.json; "all" for a table
+    that uses no neighbours (reports name those by their strategy)."""
+    return str(OmegaConf.select(cfg, "item_table.neighbours", default="all"))
+
+
+def build_item_table(cfg: DictConfig, dm):
+    """`item_table` instantiated for the data: the band (`lower_freq`, `upper_freq`), the item count,
+    frequencies and graph from the DataModule, the width `model.embedding_dim`, padding row 0."""
+    import hydra.utils
+
+    spec = OmegaConf.to_container(cfg.item_table, resolve=True)
+    name = spec.pop("name", None)  # a label, not an argument
+    try:
+        return hydra.utils.instantiate(spec, num_embeddings=dm.num_items + 1,
+                                       embedding_dim=int(cfg.model.embedding_dim), item_freq=dm.item_freq,
+                                       operator=dm.operator, lower_freq=cfg.lower_freq, upper_freq=cfg.upper_freq,
+                                       padding_idx=0)
+    except Exception as e:  # the tables check their arguments: a bad setting, one line naming it
+        cause = e.__cause__ or e
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise ConfigError(f"item_table {name}: {first_line(cause)}") from None
+
+
 def build_model(cfg: DictConfig, dm):
-    """`model` instantiated: the LightningModule, given what the data decides (item count,
-    frequencies, item graph) and the run's band, item table and evaluation settings."""
+    """`model` instantiated: the LightningModule, given its item table (`build_item_table`), the
+    user count for MF-BPR, and the run's evaluation settings."""
     import hydra.utils
     from hydra.errors import InstantiationException
 
     spec = OmegaConf.to_container(cfg.model, resolve=True)
     name = spec.pop("name", None)  # a label, not an argument
+    spec.pop("embedding_dim", None)  # the item table's width (and the encoder's, by interpolation)
     optimizer = _instantiate("optimizer", spec.pop("optimizer", None))
     scheduler = _instantiate("scheduler", spec.pop("scheduler", None))
     net = spec.pop("net", None)
     if net is not None:  # a _partial_ encoder: the model builds it after its item table
         net = {"net": _instantiate("net", net)}
     extra = {"num_users": dm.num_users} if cfg.data.sampling == "pair" else {}
+    item_table = build_item_table(cfg, dm)  # drawn first: the random initialisation of the published runs
     try:
         return hydra.utils.instantiate(
             spec,
             _convert_="all",
             **(net or {}),
-            num_items=dm.num_items,
-            item_freq=dm.item_freq,
-            operator=dm.operator,
-            lower_freq=cfg.lower_freq,
-            upper_freq=cfg.upper_freq,
-            neighbours=cfg.neighbours,
-            item_table=OmegaConf.to_container(cfg.item_table, resolve=True) if cfg.get("item_table") else None,
+            item_table=item_table,
             optimizer=optimizer,
             scheduler=scheduler,
             ks=tuple(cfg.eval.ks),

@@ -8,14 +8,13 @@ import numbers
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.band import check_band
+from embfreq.band import Band
 from embfreq.data.batches import PAIR_SAMPLING
 from embfreq.data.graph import NORMALIZATIONS
 from embfreq.device import uses_gpu
 from embfreq.errors import ConfigError
 
 MODELS = ("sasrec", "gru4rec", "mf_bpr")
-NEIGHBOURS = ("all", "outside_band")
 
 
 def _int(cfg: DictConfig, key: str, low: int, allow_none: bool = False) -> None:
@@ -38,9 +37,8 @@ def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value."""
     if OmegaConf.is_missing(cfg.data, "path"):
         raise ConfigError(f"data.path is required for data={cfg.data.name} (data.path=/path/to/interactions)")
-    check_band(cfg.lower_freq, cfg.upper_freq)
+    Band(cfg.lower_freq, cfg.upper_freq)  # BandError (a ConfigError) for a bad bound
     _choice(cfg, "model.name", MODELS)
-    _choice(cfg, "neighbours", NEIGHBOURS)
     for key in ("eval_every", "patience", "trainer.max_epochs", "data.batch_size", "data.eval_batch_size"):
         _int(cfg, key, 1)
     if int(cfg.trainer.max_epochs) < int(cfg.eval_every):

@@ -67,9 +67,8 @@ def load_checkpoint(path: str | Path) -> dict:
 def restore(run_dir: str | Path, which: str = "best"):
     """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode."""
     from embfreq.builders import build_datamodule, build_model
-    from embfreq.config_layout import upgrade
 
-    cfg = upgrade(run_config(run_dir))
+    cfg = run_config(run_dir)
     dm = build_datamodule(cfg)
     dm.setup("test")
     model = build_model(cfg, dm)

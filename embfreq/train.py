@@ -19,11 +19,11 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 
 import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir names)
-from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
+from embfreq.band import Band
+from embfreq.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
-from embfreq.config_layout import upgrade
 from embfreq.errors import DataError, RunInterrupted, TrainingDiverged, UserError
-from embfreq.io import write_json, write_text
+from embfreq.io import flatten, write_json, write_text
 
 log = logging.getLogger("embfreq.train")
 
@@ -101,7 +101,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     recorded = cfg  # what check_or_record_run_state compares: the config as the run wrote it
-    cfg = upgrade(cfg)  # a resumed run of an earlier version: today's layout
     check_config(cfg)
     threads = torch_threads(cfg)
     if threads:
@@ -189,7 +188,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "seed": int(cfg.seed),
         "lower_freq": cfg.lower_freq,
         "upper_freq": cfg.upper_freq,
-        "neighbours": cfg.neighbours,
+        "neighbours": neighbours_mode(cfg),
         "item_table": str(cfg.item_table.name) if cfg.get("item_table") else "neighbours",
         **band_info(model, dm),
         **param_counts(model),
@@ -256,8 +255,6 @@ def _previous_ok_result(run_dir: Path) -> dict | None:
 
 
 def hparams(cfg: DictConfig, result: dict) -> dict:
-    from embfreq.config_layout import flatten
-
     model = {f"model.{k}": v for k, v in flatten(OmegaConf.to_container(cfg.model, resolve=True)).items()
              if not k.startswith(("optimizer.", "scheduler")) and not k.endswith(("_target_", "_partial_"))
              and k != "name" and isinstance(v, (int, float, str, bool))}
@@ -265,7 +262,7 @@ def hparams(cfg: DictConfig, result: dict) -> dict:
         "model": cfg.model.name, "data": cfg.data.name, "seed": int(cfg.seed),
         "lower_freq": -1 if cfg.lower_freq is None else cfg.lower_freq,
         "upper_freq": -1 if cfg.upper_freq is None else cfg.upper_freq,
-        "neighbours": cfg.neighbours, "items_in_band": result["items_in_band"],
+        "neighbours": neighbours_mode(cfg), "items_in_band": result["items_in_band"],
         "batch_size": int(cfg.data.batch_size), **model,
     }
 
@@ -289,7 +286,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
     """One Hydra job: a user error ends a single run with one line; in a sweep the job records it and goes on."""
     multirun = _is_multirun()
     base = {"model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "lower_freq": cfg.lower_freq,
-            "upper_freq": cfg.upper_freq, "neighbours": cfg.neighbours, "run_dir": str(run_dir)}
+            "upper_freq": cfg.upper_freq, "neighbours": neighbours_mode(cfg), "run_dir": str(run_dir)}
     if not cfg.get("resume") and _rank_zero():
         # a new run into a used dir: the old results must not stand beside the new config
         for stale in ("metrics.json", "test_users.npz"):

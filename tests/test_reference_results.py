@@ -21,7 +21,7 @@ REFERENCE = ROOT / "tests" / "reference" / "short_runs.json"
 CASES = {
     "sasrec_baseline": ["model=sasrec", "band=baseline"],
     "sasrec_b0_5": ["model=sasrec", "band=b0_5"],
-    "sasrec_b0_5_outside": ["model=sasrec", "band=b0_5", "neighbours=outside_band"],
+    "sasrec_b0_5_outside": ["model=sasrec", "band=b0_5", "item_table.neighbours=outside_band"],
     "gru4rec_b0_5": ["model=gru4rec", "band=b0_5"],
     "mf_bpr_baseline": ["model=mf_bpr", "band=baseline"],
     "mf_bpr_b5_20": ["model=mf_bpr", "band=b5_20"],

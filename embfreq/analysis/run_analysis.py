@@ -52,20 +52,20 @@ def default_title(model, dm, run_dir: str | Path) -> str:
     cls = type(model).__name__.lower()
     items = model.items
     return run_title(MODEL_NAMES.get(cls, cls), _data_name(dm, Path(run_dir)), items.lower_freq, items.upper_freq,
-                     items.neighbours)
+                     getattr(items, "neighbours", items.strategy))
 
 
 def item_norms(items) -> tuple[np.ndarray, np.ndarray]:
     """L2 norms of each item's own learned row (NaN where it has none) and of its effective row."""
     with torch.no_grad():
         in_band = items.in_band.cpu().numpy()
-        w = items.weight.detach().float().cpu()
+        w = items.own_weight.detach().float().cpu()
         own = np.full(len(in_band), np.nan)
         if w.shape[0] == len(in_band):
             own[:] = w.norm(dim=-1).numpy()
         else:  # outside_band: rows exist only for items outside the band, in item order
             own[~in_band] = w.norm(dim=-1).numpy()
-        eff = items.effective_weight().detach().float().cpu().norm(dim=-1).numpy()
+        eff = items.weight.detach().float().cpu().norm(dim=-1).numpy()
     return own, eff
 
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from embfreq.analysis.baselines import assign_baselines, assign_variants
 from embfreq.band import band_label, bound_order
-from embfreq.config_layout import flatten, upgrade_flat
 from embfreq.errors import UserError, first_line
+from embfreq.io import flatten
 from embfreq.run_dir import CONFIG, METRICS, read_metrics
 
 HR, NDCG = "test/hr@10", "test/ndcg@10"
+# the budget options of each item-table strategy (embfreq.nn.ITEM_TABLES[name].options), without importing torch
+TABLE_OPTIONS = {"neighbours": ("neighbours",), "shared": (), "hashed": ("buckets",), "mixed_dim": ("band_dim",),
+                 "qr": ("buckets",)}
 
 
 class ReportError(UserError):
@@ -119,8 +122,7 @@ def read_run(run_dir: Path) -> Row:
         # no status: an old record, ok only when it holds test results
         status = str(m.get("status", "ok" if isinstance(m.get("test"), dict) and m["test"] else "missing"))
         reason = str(m.get("reason") or m.get("error") or "")
-    # no config.yaml: no config, not one of upgrade's defaults (they would read as a config difference)
-    flat = upgrade_flat(flatten(config)) if config else {}
+    flat = flatten(config) if config else {}
 
     def pick(key, config_key=None):  # metrics.json first; config.yaml for runs without one
         return m[key] if key in m else flat.get(config_key or key)
@@ -128,7 +130,7 @@ def read_run(run_dir: Path) -> Row:
     return Row(
         run_dir=run_dir, status=status, reason=reason, model=pick("model", "model.name"),
         data=pick("data", "data.name"), seed=as_int(pick("seed")), lower_freq=as_number(pick("lower_freq")),
-        upper_freq=as_number(pick("upper_freq")), neighbours=substitute(pick("neighbours"), flat), metrics=m,
+        upper_freq=as_number(pick("upper_freq")), neighbours=substitute(pick("neighbours", "item_table.neighbours"), flat), metrics=m,
         config=flat,
     )
 
@@ -140,8 +142,8 @@ def substitute(neighbours, flat: dict):
     name = flat.get("item_table.name")
     if name in (None, "neighbours"):
         return neighbours
-    params = sorted((k.removeprefix("item_table."), v) for k, v in flat.items()
-                    if k.startswith("item_table.") and k != "item_table.name" and v is not None)
+    options = TABLE_OPTIONS.get(name, ())
+    params = sorted((k, flat.get(f"item_table.{k}")) for k in options if flat.get(f"item_table.{k}") is not None)
     return " ".join([str(name)] + [f"{k}={v}" for k, v in params])
 
 

@@ -1,21 +1,29 @@
 """The Hydra configs, a package so that installed console scripts find them (pkg://embfreq.conf),
-and the one resolver they use."""
+and the resolvers of run-dir names."""
 
 from omegaconf import OmegaConf
 
+from embfreq.band import Band
 
-def item_table_tag(item_table, neighbours) -> str:
+
+def item_table_tag(item_table) -> str:
     """A run dir's name for what its band items use: the neighbour mode ("all", "outside_band"), or
     another strategy with its budget ("hashed-buckets1195", "mixed_dim-band_dim8", "shared")."""
     name = item_table.get("name", "neighbours") if item_table is not None else "neighbours"
     if name == "neighbours":
-        return str(neighbours)
-    params = sorted((str(k), v) for k, v in item_table.items() if k != "name" and v is not None)
+        return str(item_table.get("neighbours", "all") if item_table is not None else "all")
+    params = sorted((str(k), v) for k, v in item_table.items() if k not in ("name", "_target_") and v is not None)
     return "-".join([str(name)] + [f"{k}{v}" for k, v in params])
+
+
+def band_tag(lower_freq, upper_freq) -> str:
+    """A run dir's name for its band: b0-5, b100-inf, baseline (`Band.tag`)."""
+    return Band(lower_freq, upper_freq).tag
 
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("item_table_tag", item_table_tag, replace=True)
+    OmegaConf.register_new_resolver("band_tag", band_tag, replace=True)
 
 
 register_resolvers()

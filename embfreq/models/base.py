@@ -6,11 +6,13 @@ import pytorch_lightning as pl
 import torch
 
 from embfreq.errors import TrainingDiverged
+from embfreq.nn.item_table import ItemTable
 from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
 from embfreq.optim import default_optimizer, with_fused
 
-# not hyperparameters: callables, rebuilt from the config (a checkpoint holds tensors and plain values only)
-NOT_HPARAMS = ["item_freq", "operator", "optimizer", "scheduler"]
+# not hyperparameters: modules and callables, rebuilt from the config (a checkpoint holds tensors and plain
+# values only); the item table is recorded by its `spec()`
+NOT_HPARAMS = ["item_table", "optimizer", "scheduler"]
 # a test target the user has already seen: ranked like any item, or removed with the seen items
 REPEAT_TARGET = ("rank", "remove")
 
@@ -18,16 +20,22 @@ REPEAT_TARGET = ("rank", "remove")
 class RankingModel(pl.LightningModule):
     """A model that scores every item for a user; subclasses define `training_loss` and `user_vectors`.
 
-    Scores are user vectors dotted with the effective item table of `self.items`
-    (a `SmoothedItemEmbedding`). Evaluation ranks the target among all items, with the user's
-    seen items removed when `remove_seen` (the target itself is never removed).
+    The item table (`item_table`, an `embfreq.nn.ItemTable` with padding row 0) comes ready-made, as
+    the encoder does; subclasses store it as `self.items`. Scores are user vectors dotted with its
+    effective table `items.weight`. Evaluation ranks the target among all items, with the user's seen
+    items removed when `remove_seen` (the target itself is never removed).
     """
 
-    def __init__(self, num_items: int, optimizer=None, scheduler=None, ks: tuple[int, ...] = (1, 5, 10, 20, 50),
-                 remove_seen: bool = True, repeat_target: str = "rank"):
+    def __init__(self, item_table: ItemTable, optimizer=None, scheduler=None,
+                 ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True, repeat_target: str = "rank"):
         """`optimizer(params) -> torch.optim.Optimizer` (default Adam, lr 1e-3); `scheduler(optimizer)
         -> LRScheduler` or None, stepped once per epoch. Hydra passes both as `_partial_` objects."""
         super().__init__()
+        if not isinstance(item_table, ItemTable):
+            raise TypeError(f"item_table must be an embfreq.nn item table, got {type(item_table).__name__}")
+        if item_table.padding_idx != 0:
+            raise ValueError(f"item_table needs padding_idx=0 (item ids start at 1), got {item_table.padding_idx}")
+        num_items = item_table.num_embeddings - 1
         self.num_items = num_items
         self.optimizer_factory = optimizer or default_optimizer()
         self.scheduler_factory = scheduler
@@ -42,14 +50,11 @@ class RankingModel(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):
-        """Lightning's loader; `item_freq` and the item graph need not be given: the checkpoint holds
-        the frequencies and the item table's sparse operator as state."""
-        if "item_freq" not in kwargs or "operator" not in kwargs:
-            sd = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
-            freq = sd["items.item_freq"]
-            n = freq.shape[0]
-            kwargs.setdefault("item_freq", freq)
-            kwargs.setdefault("operator", torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), [], (n, n)))
+        """Lightning's loader; the item table need not be given: it is rebuilt from its recorded
+        `spec()` and the checkpoint's state (frequencies and, for neighbours, the sparse operator)."""
+        if "item_table" not in kwargs:
+            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            kwargs["item_table"] = item_table_from_checkpoint(ckpt)
         kwargs.setdefault("weights_only", True)  # tensors and plain values only
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
 
@@ -66,7 +71,7 @@ class RankingModel(pl.LightningModule):
         """(B, N + 1) scores. With `reuse_buffer` (no grad) they go into one matrix kept across calls,
         which the next call overwrites: a fresh matrix per evaluation batch (24 MiB on Beauty) went
         through mmap and page faults, and made a validation pass up to 2x slower here."""
-        table = self.items.effective_weight()
+        table = self.items.weight
         u = self.user_vectors(batch, table)
         # At least float32 even under mixed precision: in bf16, thousands of items would tie with the
         # target, and ties rank above it.
@@ -164,3 +169,18 @@ class RankingModel(pl.LightningModule):
         self.test_metrics.reset()
         self.test_item_metrics.reset()
         self._release_score_buffer()
+
+
+def item_table_from_checkpoint(ckpt: dict) -> ItemTable:
+    """The item table of a checkpoint, rebuilt from its recorded spec with the saved frequencies; a
+    neighbour table gets an empty operator here and takes the saved one with the state dict."""
+    import hydra.utils
+
+    spec = dict(ckpt.get("hyper_parameters", {}).get("item_table") or {})
+    if "_target_" not in spec:
+        raise ValueError("the checkpoint records no item table spec (written by an older embfreq); "
+                         "pass item_table= to load_from_checkpoint")
+    freq = ckpt["state_dict"]["items.item_freq"]
+    n = freq.shape[0]
+    operator = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), [], (n, n))
+    return hydra.utils.get_class(spec.pop("_target_"))(item_freq=freq, operator=operator, **spec)

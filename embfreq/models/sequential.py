@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embfreq.models.base import NOT_HPARAMS, RankingModel
-from embfreq.nn.item_tables import build_item_table
+from embfreq.nn.item_table import ItemTable
 
 LOSSES = ("bce", "bpr", "ce")
 
@@ -67,25 +67,20 @@ class SequentialModel(RankingModel):
     the spec a checkpoint keeps (`{"_target_": class path, **init_args}`).
     """
 
-    def __init__(self, net, num_items: int, item_freq: torch.Tensor, operator: torch.Tensor,
-                 embedding_dim: int = 64, loss: str = "bce", lower_freq: float | None = 0,
-                 upper_freq: float | None = 5, neighbours: str = "all", optimizer=None, scheduler=None,
-                 ks: tuple[int, ...] = (1, 5, 10, 20, 50),
-                 remove_seen: bool = True, repeat_target: str = "rank", item_table: dict | None = None):
-        super().__init__(num_items, optimizer, scheduler, ks, remove_seen, repeat_target)
+    def __init__(self, net, item_table: ItemTable, loss: str = "bce", optimizer=None, scheduler=None,
+                 ks: tuple[int, ...] = (1, 5, 10, 20, 50), remove_seen: bool = True, repeat_target: str = "rank"):
+        super().__init__(item_table, optimizer, scheduler, ks, remove_seen, repeat_target)
         loss = loss.lower()
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
         self.loss_name = loss
         self.save_hyperparameters(ignore=NOT_HPARAMS + ["net"])
-        # item_table: a plain-dict spec (embfreq.nn.item_tables); None keeps the neighbour average
-        self.items = build_item_table(item_table, num_items + 1, embedding_dim, item_freq, operator,
-                                      lower_freq=lower_freq, upper_freq=upper_freq, padding_idx=0,
-                                      neighbours=neighbours)
-        self.encoder, self.hparams["net"] = build_encoder(net)
-        if getattr(self.encoder, "dim", embedding_dim) != embedding_dim:
-            raise ValueError(f"the encoder's embedding_dim ({self.encoder.dim}) differs from the item table's "
-                             f"({embedding_dim})")
+        self.hparams["item_table"] = item_table.spec()
+        self.items = item_table
+        self.encoder, self.hparams["net"] = build_encoder(net)  # after the table: the published runs' draw order
+        dim = item_table.embedding_dim
+        if getattr(self.encoder, "dim", dim) != dim:
+            raise ValueError(f"the encoder's embedding_dim ({self.encoder.dim}) differs from the item table's ({dim})")
         self.packs = bool(getattr(self.encoder, "packs", False))  # takes packed rows (segments, positions)
         self.reset_parameters()
 
@@ -101,7 +96,7 @@ class SequentialModel(RankingModel):
         """Mean over the batch's real positions, as for the padded batch. When the batch carries a
         packing (`pack_row`) and the encoder supports it, sequences are packed side by side
         (`pack_batch`) so almost no padding is computed; the loss is the same."""
-        table = self.items.effective_weight()
+        table = self.items.weight
         if self.packs and "pack_row" in batch:
             inputs, targets, negatives, segments, positions = pack_batch(batch, self.encoder.maxlen)
             real = inputs != 0

@@ -1,13 +1,27 @@
-"""Run configs written by earlier versions, read in today's layout.
+"""Rewrite run configs written by earlier embfreq versions in today's layout, once, in place.
 
-Published runs keep the config.yaml they were started with. Restoring, analysing or reporting one
-reads it through `upgrade`, so that one experiment run across versions is one experiment: without
-it, runs would split into "variants" by layout alone, lose their baseline, or not rebuild.
+    python scripts/migrate_run_configs.py docs/results      # every config.yaml below, rewritten
+    python scripts/migrate_run_configs.py --check docs/results   # exit 1 if any is not migrated
+
+The committed runs under docs/results/ were migrated with it (issue 31), so the package reads one
+layout only. What changed over the versions: keys that moved (`MOVED_KEYS`), `model.net` holding the
+LightningModule's arguments, keys added later with the value that reproduces the old behaviour
+(`ADDED_KEYS`), and (today's layout) the item table built by the config: `item_table._target_`, the
+neighbour mode `neighbours` moved into `item_table.neighbours`.
 """
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+import argparse
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# today's item-table classes, by the config name each run recorded (embfreq.nn.ITEM_TABLES)
+TABLE_TARGETS = {"neighbours": "embfreq.nn.SmoothedItemEmbedding", "shared": "embfreq.nn.SharedItemEmbedding",
+                 "hashed": "embfreq.nn.HashedItemEmbedding", "mixed_dim": "embfreq.nn.MixedDimItemEmbedding",
+                 "qr": "embfreq.nn.QRItemEmbedding"}
 
 # keys that moved, old -> new
 MOVED_KEYS = {
@@ -108,12 +122,50 @@ def upgrade_flat(flat: dict) -> dict:
     return out
 
 
-def upgrade(cfg: DictConfig) -> DictConfig:
-    """A (resolved) run config in today's layout."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+def item_table_layout(flat: dict) -> dict:
+    """The item table as today's config builds it: `_target_`, and the neighbour mode inside it."""
+    out = dict(flat)
+    name = out.get("item_table.name", "neighbours")
+    mode = out.pop("neighbours", None)
+    if name == "neighbours":
+        out.setdefault("item_table.neighbours", mode or "all")
+    elif mode not in (None, "all"):
+        raise ValueError(f"neighbours={mode!r} with item_table.name={name!r}: no such run can exist")
+    out.setdefault("item_table._target_", TABLE_TARGETS[name])
+    return out
+
+
+def migrate(path: Path) -> bool:
+    """Rewrite one config.yaml in today's layout; False when it already was."""
+    plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     flat = flatten(plain)
-    new = upgrade_flat(flat)
+    new = item_table_layout(upgrade_flat(flat))
     if new == flat:
-        return cfg
-    # empty dicts flatten to a leaf ({}): unflatten keeps them
-    return OmegaConf.create(unflatten(new))
+        return False
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(unflatten(new))))
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("roots", nargs="+", type=Path, help="directories searched for config.yaml")
+    ap.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 if a config is not migrated")
+    args = ap.parse_args(argv)
+    paths = sorted(p for root in args.roots for p in root.rglob("config.yaml"))
+    stale = []
+    for p in paths:
+        if args.check:
+            plain = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+            if item_table_layout(upgrade_flat(flatten(plain))) != flatten(plain):
+                stale.append(p)
+        elif migrate(p):
+            stale.append(p)
+    verb = "not migrated" if args.check else "migrated"
+    print(f"{len(stale)} of {len(paths)} config.yaml {verb}")
+    for p in stale[:10]:
+        print(f"  {p}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
