@@ -75,10 +75,7 @@ class Band:
     @property
     def label(self) -> str:
         """``[0, 5]``, ``[100, inf)``, ``(-inf, 5]``, or ``baseline``."""
-        if self.is_none:
-            return NO_BAND
-        lo = "(-inf" if self.lower is None else f"[{bound_text(self.lower)}"
-        return f"{lo}, {bound_text(self.upper)}" + (")" if self.upper is None else "]")
+        return band_label(self.lower, self.upper)
 
     @property
     def tag(self) -> str:
@@ -97,8 +94,11 @@ class Band:
 
 
 def band_label(lower, upper) -> str:
-    """`Band(lower, upper).label` for bounds already checked (reports read them from run files)."""
-    return Band(lower, upper).label
+    """`Band.label` of two bounds, unchecked: reports also label the skipped runs of an empty band."""
+    if lower is None and upper is None:
+        return NO_BAND
+    lo = "(-inf" if lower is None else f"[{bound_text(lower)}"
+    return f"{lo}, {bound_text(upper)}" + (")" if upper is None else "]")
 
 
 def bound_text(v) -> str:

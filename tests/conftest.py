@@ -26,3 +26,27 @@ def synthetic_seqs(num_users: int = 60, num_items: int = 40, min_len: int = 4, m
 @pytest.fixture
 def tiny_seq_file(tmp_path) -> Path:
     return write_seq(tmp_path / "tiny.txt", synthetic_seqs())
+
+
+def build_table(spec, num_embeddings, embedding_dim, item_freq, operator, *, lower_freq, upper_freq,
+                padding_idx=0, neighbours="all", **factory):
+    """An item table from a config-style spec ({"name": "hashed", "buckets": 8}; None = neighbours), as
+    `conf/item_table/<name>.yaml` gives it."""
+    from embfreq.nn import ITEM_TABLES
+
+    spec = dict(spec or {"name": "neighbours"})
+    cls = ITEM_TABLES[spec.pop("name")]
+    if cls.strategy == "neighbours":
+        spec.setdefault("neighbours", neighbours)
+    elif neighbours != "all":
+        raise ValueError(f"neighbours={neighbours!r} applies to the neighbours table only")
+    return cls(num_embeddings, embedding_dim, item_freq, operator, lower_freq, upper_freq, padding_idx=padding_idx,
+               **spec, **factory)
+
+
+def make_model(cls, *args, num_items, item_freq, operator, embedding_dim=64, lower_freq=0, upper_freq=5,
+               neighbours="all", item_table=None, **kwargs):
+    """A model with its item table built from the arguments the models took before tables were injected."""
+    table = build_table(item_table, num_items + 1, embedding_dim, item_freq, operator, lower_freq=lower_freq,
+                        upper_freq=upper_freq, neighbours=neighbours)
+    return cls(*args, item_table=table, **kwargs)

@@ -9,6 +9,8 @@ import pytest
 import scipy.stats
 import torch
 
+from tests.conftest import make_model
+
 from embfreq.analysis.items import (
     average_ranks,
     item_columns,
@@ -344,7 +346,7 @@ def tiny_model(lower_freq=0, upper_freq=5, neighbours="all"):
     freq = torch.tensor([0.0, 5, 0, 3, 12, 1, 40])
     n = len(freq)
     operator = (torch.ones(n, n) / n).to_sparse_csr()
-    model = MFBPR(num_users=3, num_items=n - 1, item_freq=freq, operator=operator, embedding_dim=4,
+    model = make_model(MFBPR, num_users=3, num_items=n - 1, item_freq=freq, operator=operator, embedding_dim=4,
                   lower_freq=lower_freq, upper_freq=upper_freq, neighbours=neighbours)
     dm = types.SimpleNamespace(load_args={"path": "x.txt", "bundled": None}, item_freq=freq,
                                item_ids=np.array([f"i{i}" for i in range(1, n)]))

@@ -129,7 +129,7 @@ def test_per_item_metrics_match_naive_loop(run, monkeypatch):
     n = dm.num_items + 1
     hits, ndcg, count = np.zeros(n), np.zeros(n), np.zeros(n, dtype=int)
     with torch.no_grad():
-        table = model.items.effective_weight()
+        table = model.items.weight
         for u in range(dm.num_users):
             batch = ds[(0, 0, np.array([u]))]
             v = model.user_vectors(batch, table)[0]

@@ -13,7 +13,8 @@ from functools import partial
 from embfreq.models import GRU4Rec, MFBPR, SASRec
 from embfreq.nn.gru4rec import GRU4RecEncoder
 from embfreq.nn.sasrec import SASRecEncoder
-from embfreq.nn.item_tables import build_item_table, item_hash
+from embfreq.nn.substitutes import item_hash
+from tests.conftest import build_table as build_item_table
 from embfreq.nn.smoothed_embedding import SmoothedItemEmbedding
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state",
@@ -69,7 +70,7 @@ def dense_reference(m, params):
     """The effective table row by row from (copies of) the module's parameters, plain torch."""
     own = [int(i) for i in torch.nonzero(~m.in_band).flatten()]
     band = [int(i) for i in torch.nonzero(m.in_band).flatten()]
-    rows = {item: params["weight"][r] for r, item in enumerate(own)}
+    rows = {item: params["own_weight"][r] for r, item in enumerate(own)}
     for rank, item in enumerate(band):
         if m.strategy == "shared":
             rows[item] = params["shared"][0]
@@ -102,7 +103,7 @@ def test_parameter_count_matches_formula(name):
             "qr": (own + 4 + math.ceil(nb / 4)) * D, "neighbours/all": N * D, "neighbours/outside_band": own * D}
     assert allocated(m) == want[name]
     assert m.parameters_saved == N * D - want[name]
-    assert m.weight.shape[0] == len(m.own_rows)
+    assert m.own_weight.shape[0] == len(m.own_rows)
 
 
 # ---- values and gradients against the dense reference -----------------------------------------
@@ -117,7 +118,7 @@ def test_matches_dense_reference(name, seed, lo, hi, pad):
     ref = dense_reference(m, params)
     # mixed_dim's matmul sums in another order than the loop: equal to rounding, not bit for bit
     tol = dict(rtol=1e-13, atol=1e-15) if name == "mixed_dim" else dict(rtol=0, atol=0)
-    torch.testing.assert_close(m.effective_weight(), ref, **tol)
+    torch.testing.assert_close(m.weight, ref, **tol)
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, N, (7, 5), generator=g)
     ids[0, :2] = 0  # padding ids, and repeats
@@ -142,36 +143,36 @@ def test_hash_is_murmur3_finaliser():
 @pytest.mark.parametrize("name", SPECS)
 def test_no_band_is_a_plain_embedding(name):
     m = build(name, None, None)
-    assert m.num_in_band == 0 and [k for k, _ in m.named_parameters()] == ["weight"]
-    assert m.weight.shape == (N, D) and m.parameters_saved == 0
+    assert m.num_in_band == 0 and [k for k, _ in m.named_parameters()] == ["own_weight"]
+    assert m.own_weight.shape == (N, D) and m.parameters_saved == 0
     plain = nn.Embedding(N, D, padding_idx=0, dtype=torch.float64)
     with torch.no_grad():
-        plain.weight.copy_(m.weight)
+        plain.weight.copy_(m.own_weight)
     ids = torch.tensor([[0, 3, 3, 29], [1, 0, 2, 2]])
-    assert torch.equal(m(ids), plain(ids)) and m.effective_weight() is m.weight
+    assert torch.equal(m(ids), plain(ids)) and m.weight is m.own_weight
     m(ids).pow(2).sum().backward()
     plain(ids).pow(2).sum().backward()
-    assert torch.equal(m.weight.grad, plain.weight.grad)
+    assert torch.equal(m.own_weight.grad, plain.weight.grad)
 
 
 @pytest.mark.parametrize("name", SPECS)
 def test_every_item_in_band(name):
     m = build(name, 0, None)  # every frequency is >= 0; only the padding row stays own
-    assert m.num_in_band == N - 1 and m.weight.shape == (1, D)
-    assert torch.count_nonzero(m.weight) == 0
-    table = m.effective_weight()
+    assert m.num_in_band == N - 1 and m.own_weight.shape == (1, D)
+    assert torch.count_nonzero(m.own_weight) == 0
+    table = m.weight
     assert torch.count_nonzero(table[0]) == 0 and bool((table[1:].abs().sum(1) > 0).all())
     m(torch.arange(N)).sum().backward()
-    assert torch.count_nonzero(m.weight.grad) == 0
+    assert torch.count_nonzero(m.own_weight.grad) == 0
 
 
 @pytest.mark.parametrize("name", SPECS)
 def test_padding_row_zero_and_without_gradient(name):
     m = build(name, 2, 6, pad=0)
     m.init_from_full_table_(nn.init.xavier_normal_)
-    assert torch.count_nonzero(m.effective_weight()[0]) == 0
+    assert torch.count_nonzero(m.weight[0]) == 0
     m(torch.tensor([0, 0, 1, 5, 9])).sum().backward()
-    assert torch.count_nonzero(m.weight.grad[0]) == 0 and torch.count_nonzero(m.weight.grad) > 0
+    assert torch.count_nonzero(m.own_weight.grad[0]) == 0 and torch.count_nonzero(m.own_weight.grad) > 0
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -181,37 +182,35 @@ def test_band_parameters_start_at_the_full_table_scale(name):
     freq = torch.arange(n) % 10
     m = build_item_table(SPECS[name], n, d, freq, None, lower_freq=0, upper_freq=4)
     m.init_from_full_table_(lambda t: nn.init.normal_(t, std=0.1))
-    band = m.effective_weight()[m.in_band].detach()
+    band = m.weight[m.in_band].detach()
     assert float(band.std()) == pytest.approx(0.1, rel=0.3)
-    assert float(m.weight[1:].detach().std()) == pytest.approx(0.1, rel=0.1)
+    assert float(m.own_weight[1:].detach().std()) == pytest.approx(0.1, rel=0.1)
 
 
 # ---- bad specs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec,match", [
-    ({"name": "hash"}, "item_table.name"),
-    ({"buckets": 4}, "item_table.name"),
-    ("hashed", "mapping"),
-    ({"name": "hashed", "bucket": 4}, "'bucket'"),
-    ({"name": "shared", "buckets": 4}, "'buckets'"),
-    ({"name": "neighbours", "band_dim": 4}, "'band_dim'"),
-    ({"name": "hashed", "buckets": 0}, "item_table.buckets"),
-    ({"name": "hashed", "buckets": True}, "item_table.buckets"),
-    ({"name": "qr", "buckets": 2.5}, "item_table.buckets"),
-    ({"name": "mixed_dim", "band_dim": 0}, "item_table.band_dim"),
-    ({"name": "mixed_dim", "band_dim": D}, "item_table.band_dim"),
+@pytest.mark.parametrize("spec, match", [
+    ({"name": "hashed", "buckets": 0}, "buckets"),
+    ({"name": "hashed", "buckets": True}, "buckets"),
+    ({"name": "hashed", "buckets": 10**9}, "at most the table's"),
+    ({"name": "qr", "buckets": 2.5}, "buckets"),
+    ({"name": "qr", "buckets": 10**9}, "at most the table's"),
+    ({"name": "mixed_dim", "band_dim": 0}, "band_dim"),
+    ({"name": "mixed_dim", "band_dim": D}, "band_dim"),
 ])
-def test_bad_specs_raise_value_error_naming_the_key(spec, match):
+def test_bad_options_raise_value_error_naming_the_option(spec, match):
     freq, op = problem()
     with pytest.raises(ValueError, match=match):
         build_item_table(spec, N, D, freq, op, lower_freq=0, upper_freq=4)
 
 
-def test_outside_band_neighbours_refused_for_other_strategies():
+@pytest.mark.parametrize("spec", [{"name": "hashed", "bucket": 4}, {"name": "shared", "buckets": 4},
+                                  {"name": "neighbours", "band_dim": 4}, {"name": "qr", "neighbours": "all"}])
+def test_an_option_of_another_table_is_refused(spec):
     freq, op = problem()
-    with pytest.raises(ValueError, match="neighbours='outside_band' applies to item_table.name='neighbours' only"):
-        build_item_table(SPECS["hashed"], N, D, freq, op, lower_freq=0, upper_freq=4, neighbours="outside_band")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        build_item_table(spec, N, D, freq, op, lower_freq=0, upper_freq=4)
 
 
 # ---- inside the models ------------------------------------------------------------------------
@@ -246,9 +245,8 @@ ENCODERS = {SASRec: partial(SASRecEncoder, maxlen=5, embedding_dim=DIM), GRU4Rec
 def make(cls, spec, seed=0, **kw):
     freq, op = model_data()
     torch.manual_seed(seed)
-    common = dict(num_items=ITEMS, item_freq=freq, operator=op, embedding_dim=DIM, lower_freq=0, upper_freq=3,
-                  item_table=spec, **kw)
-    return MFBPR(num_users=USERS, **common) if cls is MFBPR else cls(ENCODERS[cls](), **common)
+    table = build_item_table(spec, ITEMS + 1, DIM, freq, op, lower_freq=0, upper_freq=3)
+    return MFBPR(num_users=USERS, item_table=table, **kw) if cls is MFBPR else cls(ENCODERS[cls](), table, **kw)
 
 
 @pytest.mark.parametrize("cls", [SASRec, GRU4Rec, MFBPR])
@@ -272,9 +270,9 @@ def test_strategy_trains_and_reloads_in_each_model(cls, spec, tmp_path):
     trainer.save_checkpoint(ckpt)
     loaded = cls.load_from_checkpoint(ckpt).eval()
     model.eval()
-    assert loaded.hparams.item_table == spec and type(loaded.items) is type(model.items)
+    assert loaded.hparams.item_table == model.items.spec() and type(loaded.items) is type(model.items)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.items.effective_weight(), model.items.effective_weight(), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.items.weight, model.items.weight, rtol=0, atol=0)
         eval_batch = pair_batch(1) if cls is MFBPR else seq_batch(1)
         torch.testing.assert_close(loaded.score(eval_batch), model.score(eval_batch), rtol=0, atol=0)
 
@@ -284,11 +282,11 @@ def test_own_rows_and_encoder_start_equal_across_strategies(cls):
     """The same seed gives every out-of-band item the same own row, and every other parameter the
     same start, in every strategy: band parameters come from a private generator."""
     ref = make(cls, {"name": "neighbours"}, seed=3)
-    full = ref.items.weight.detach()
+    full = ref.items.own_weight.detach()
     rest = {k: v for k, v in ref.state_dict().items() if not k.startswith("items.")}
     for spec in SPECS.values():
         m = make(cls, spec, seed=3)
-        torch.testing.assert_close(m.items.weight.detach(), full[m.items.own_rows], rtol=0, atol=0)
+        torch.testing.assert_close(m.items.own_weight.detach(), full[m.items.own_rows], rtol=0, atol=0)
         for k, v in m.state_dict().items():
             if not k.startswith("items."):
                 torch.testing.assert_close(v, rest[k], rtol=0, atol=0, msg=k)

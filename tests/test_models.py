@@ -8,6 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+
+from embfreq.nn import SmoothedItemEmbedding
+from tests.conftest import make_model
 from hydra import compose, initialize_config_dir
 
 from embfreq.data.datamodule import RecDataModule
@@ -38,7 +41,7 @@ def tiny_cfg(path, cache, overrides=()):
     ["model=sasrec", "model.loss=bce"],
     ["model=sasrec", "model.loss=bpr"],
     ["model=sasrec", "model.loss=ce"],
-    ["model=sasrec", "neighbours=outside_band"],
+    ["model=sasrec", "item_table.neighbours=outside_band"],
     ["model=gru4rec"],
     ["model=mf_bpr"],
     ["model=mf_bpr", "lower_freq=null", "upper_freq=null"],
@@ -57,7 +60,7 @@ def test_train_each_model_and_loss_writes_metrics(tiny, tmp_path, overrides):
     assert m["best_epoch"] in (0, 1) and m["epochs_trained"] == 2
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "tb").glob("events.out.tfevents*"))
-    if "neighbours=outside_band" in overrides:
+    if "item_table.neighbours=outside_band" in overrides:
         assert m["embedding_params_saved"] == m["items_in_band"] * 64 > 0
     if "lower_freq=null" in overrides:
         assert m["items_in_band"] == 0
@@ -94,9 +97,9 @@ def test_ranks_equal_naive_loop(tiny, kind):
     path, cache = tiny
     dm = _dm(path, cache, "pair" if kind == "mf" else "seq")
     common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3)
-    model = {"sasrec": lambda: SASRec(SASRecEncoder(maxlen=8, embedding_dim=64), **common),
-             "gru4rec": lambda: GRU4Rec(GRU4RecEncoder(embedding_dim=64), **common),
-             "mf": lambda: MFBPR(num_users=dm.num_users, **common)}[kind]().eval()
+    model = {"sasrec": lambda: make_model(SASRec, SASRecEncoder(maxlen=8, embedding_dim=64), **common),
+             "gru4rec": lambda: make_model(GRU4Rec, GRU4RecEncoder(embedding_dim=64), **common),
+             "mf": lambda: make_model(MFBPR, num_users=dm.num_users, **common)}[kind]().eval()
     with torch.no_grad():
         for b in dm.test_dataloader():
             scores = model.score(b)
@@ -110,7 +113,7 @@ def test_ranks_equal_naive_loop(tiny, kind):
 def test_zero_vectors_do_not_earn_perfect_ranks(tiny):
     path, cache = tiny
     dm = _dm(path, cache, "pair")
-    model = MFBPR(num_users=dm.num_users, num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator,
+    model = make_model(MFBPR, num_users=dm.num_users, num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator,
                   lower_freq=None, upper_freq=None).eval()
     with torch.no_grad():
         model.users.weight.zero_()  # every score is 0: every target ties with every candidate
@@ -128,9 +131,9 @@ def test_zero_vectors_do_not_earn_perfect_ranks(tiny):
 def test_trimming_shared_left_padding_is_exact(tiny, cls):
     path, cache = tiny
     dm = _dm(path, cache, maxlen=20)
-    model = cls(encoder(cls, 20), num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator).eval()
+    model = make_model(cls, encoder(cls, 20), num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator).eval()
     b = next(iter(dm.val_dataloader()))
-    table = model.items.effective_weight()
+    table = model.items.weight
     with torch.no_grad():
         (trimmed,) = trim_left_padding(b["inputs"])
         assert trimmed.shape[1] < 20 or (b["inputs"][:, 0] != 0).any()
@@ -233,7 +236,7 @@ def test_packed_loss_and_gradient_equal_the_padded_random_batch(tiny, cls, kw):
     dm = _dm(path, cache, maxlen=8)
     torch.manual_seed(0)
     net_kw = {"attend_padding": kw.pop("attend_padding")} if "attend_padding" in kw else {}
-    model = cls(encoder(cls, 8, dropout=0.0, **net_kw), num_items=dm.num_items, item_freq=dm.item_freq,
+    model = make_model(cls, encoder(cls, 8, dropout=0.0, **net_kw), num_items=dm.num_items, item_freq=dm.item_freq,
                 operator=dm.operator, lower_freq=0, upper_freq=3, **kw).double()
     b = next(iter(dm.train_dataloader()))
     assert b["pack_rows"] < len(b["users"])  # several sequences really share a row
@@ -244,7 +247,7 @@ def test_packed_loss_and_gradient_equal_the_padded_random_batch(tiny, cls, kw):
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     got, got_g = grads(model.training_loss(b))
-    table = model.items.effective_weight()
+    table = model.items.weight
     h = model.encoder(table[b["inputs"]], b["inputs"] != 0)
     real = b["targets"] != 0
     h, pos = h[real], b["targets"][real]
@@ -374,7 +377,7 @@ def test_evaluation_score_buffer_is_reused_and_exact(tiny):
     loop on freshly computed scores, and the buffer is dropped at the end of a test epoch."""
     path, cache = tiny
     dm = _dm(path, cache)
-    model = SASRec(SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
+    model = make_model(SASRec, SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
                    operator=dm.operator).eval()
     batches = list(dm.test_dataloader())
     big = max(batches, key=lambda b: len(b["users"]))
@@ -397,11 +400,11 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
     path, cache = tiny
     dm = _dm(path, cache)
     torch.manual_seed(0)
-    model = SASRec(SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
+    model = make_model(SASRec, SASRecEncoder(maxlen=20, embedding_dim=64), num_items=dm.num_items, item_freq=dm.item_freq,
                    operator=dm.operator).eval()
     b = next(iter(dm.test_dataloader()))
     with torch.no_grad():
-        table = model.items.effective_weight()
+        table = model.items.weight
         with torch.autocast("cpu", dtype=torch.bfloat16):
             u = model.user_vectors(b, table)
             got = model.score(b)
@@ -447,7 +450,7 @@ def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neig
     dm = _dm(path, cache, sampling="pair" if cls is MFBPR else "seq")
     kw = {"num_users": dm.num_users} if "num_users" in extra else {"net": encoder(cls, 8)}
     torch.manual_seed(0)
-    model = cls(num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3,
+    model = make_model(cls, num_items=dm.num_items, item_freq=dm.item_freq, operator=dm.operator, lower_freq=0, upper_freq=3,
                 neighbours=neighbours, **kw)
     assert model.items.band_nnz > 0
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
@@ -458,7 +461,7 @@ def test_load_from_checkpoint_without_the_graph(tiny, tmp_path, cls, extra, neig
     loaded = cls.load_from_checkpoint(ckpt).eval()
     model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.items.effective_weight(), model.items.effective_weight(), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.items.weight, model.items.weight, rtol=0, atol=0)
         b = next(iter(dm.test_dataloader()))
         torch.testing.assert_close(loaded.score(b), model.score(b), rtol=0, atol=0)
 
@@ -470,7 +473,7 @@ def test_repeat_target_remove_makes_a_seen_target_a_miss_and_leaves_the_rest():
     torch.manual_seed(0)
     kinds = {}
     for mode in ("rank", "remove"):
-        m = MFBPR(users, n, freq, empty, embedding_dim=4, lower_freq=None, upper_freq=None, repeat_target=mode)
+        m = MFBPR(users, SmoothedItemEmbedding(n + 1, 4, freq, empty, padding_idx=0), repeat_target=mode)
         m.load_state_dict(kinds["rank"].state_dict()) if kinds else None
         kinds[mode] = m
     # user 1's and user 3's targets are in their histories (repeats); the others are not
@@ -485,7 +488,8 @@ def test_repeat_target_remove_makes_a_seen_target_a_miss_and_leaves_the_rest():
     assert rank.tolist() == naive_ranks(scores, targets, seen_rows, seen_cols)
     assert remove.tolist() == [r if u not in (1, 3) else n for u, r in enumerate(rank.tolist())]
     with pytest.raises(ValueError, match="needs remove_seen=true"):
-        MFBPR(users, n, freq, empty, lower_freq=None, upper_freq=None, remove_seen=False, repeat_target="remove")
+        MFBPR(users, SmoothedItemEmbedding(n + 1, 4, freq, empty, padding_idx=0), remove_seen=False,
+              repeat_target="remove")
 
 
 def test_ddp_spawn_starts_and_matches_one_process(tmp_path):

@@ -66,17 +66,17 @@ def dense_reference(weight, p, in_band, pad, neighbours):
 
 
 def check_against_reference(m, p, in_band, pad, ids):
-    w_ref = m.weight.detach().clone().requires_grad_(True)
+    w_ref = m.own_weight.detach().clone().requires_grad_(True)
     table_ref = dense_reference(w_ref, p, in_band, pad, m.neighbours)
     r = torch.randn(*ids.shape, m.embedding_dim, dtype=torch.float64)
     out = m(ids)
     out_ref = F.embedding(ids, table_ref, pad)
     torch.testing.assert_close(out, out_ref, **TOL)
-    torch.testing.assert_close(m.effective_weight(), table_ref, **TOL)
+    torch.testing.assert_close(m.weight, table_ref, **TOL)
     m.zero_grad()
     (out * r).sum().backward()
     (out_ref * r).sum().backward()
-    torch.testing.assert_close(m.weight.grad, w_ref.grad, **TOL)
+    torch.testing.assert_close(m.own_weight.grad, w_ref.grad, **TOL)
 
 
 # ---- hand-checked example ---------------------------------------------------------------------
@@ -98,13 +98,13 @@ def test_hand_checked_all_neighbours():
     assert m.in_band.tolist() == [False, False, True, True]
     assert m.band_idx.tolist() == [2, 3] and m.num_in_band == 2
     with torch.no_grad():
-        m.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+        m.own_weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     # item 2: .25*[1,2] + .25*[3,4] + .5*[5,6]; item 3: its only neighbour, item 2
     expected = torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.5, 4.5], [3.0, 4.0]], dtype=torch.float64)
-    assert torch.equal(m.effective_weight(), expected)
+    assert torch.equal(m.weight, expected)
     m(torch.arange(4)).sum().backward()
     # W1: own row + .25 via item 2; W2: .25 via item 2 + 1 via item 3; W3: .5 via item 2; padding: none
-    assert m.weight.grad[:, 0].tolist() == [0.0, 1.25, 1.25, 0.5]
+    assert m.own_weight.grad[:, 0].tolist() == [0.0, 1.25, 1.25, 0.5]
     assert m.parameters_saved == 0
     assert m.band_nnz == 4  # row 2: three entries, row 3: one
 
@@ -113,16 +113,16 @@ def test_hand_checked_outside_band():
     m = SmoothedItemEmbedding(
         4, 2, HAND_FREQ, HAND_P.to_sparse(), upper_freq=2, padding_idx=0, neighbours="outside_band", dtype=torch.float64
     )
-    assert m.weight.shape == (2, 2)  # rows of items 0 and 1
+    assert m.own_weight.shape == (2, 2)  # rows of items 0 and 1
     assert m.parameters_saved == 4
     with torch.no_grad():
-        m.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
+        m.own_weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
     # item 2: only out-of-band neighbour is item 1 (weight .25 -> 1); item 3 has none -> zero
     expected = torch.tensor([[0.0, 0.0], [1.0, 2.0], [1.0, 2.0], [0.0, 0.0]], dtype=torch.float64)
-    assert torch.equal(m.effective_weight(), expected)
+    assert torch.equal(m.weight, expected)
     assert m.band_nnz == 1  # only (2, 1) survives
     m(torch.tensor([1, 2, 2, 3])).sum().backward()
-    assert m.weight.grad.tolist() == [[0.0, 0.0], [3.0, 3.0]]  # item 1 once, item 2 twice via weight 1
+    assert m.own_weight.grad.tolist() == [[0.0, 0.0], [3.0, 3.0]]  # item 1 once, item 2 twice via weight 1
 
 
 # ---- random problems against the dense reference ----------------------------------------------
@@ -150,9 +150,9 @@ def test_double_converts_weight_and_operator_values(seed):
     p = p.float().double()
     lo, hi = random_band(seed)
     m = SmoothedItemEmbedding(40, 5, freq, p.float().to_sparse_csr(), lo, hi, padding_idx=0)
-    assert m.weight.dtype == torch.float32 and m.q_values.dtype == torch.float32
+    assert m.own_weight.dtype == torch.float32 and m.q_values.dtype == torch.float32
     m = m.double()
-    assert m.weight.dtype == torch.float64
+    assert m.own_weight.dtype == torch.float64
     assert m.q_values.dtype == torch.float64 and m.q_t_values.dtype == torch.float64
     check_against_reference(m, p, band_mask(freq, lo, hi, 0), 0, torch.randint(0, 40, (4, 9)))
 
@@ -162,7 +162,7 @@ def test_empty_band(neighbours):
     freq, p = random_problem(0)
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 100, 200, padding_idx=0, neighbours=neighbours)
     assert m.num_in_band == 0 and m.parameters_saved == 0
-    assert m.effective_weight() is m.weight
+    assert m.weight is m.own_weight
     assert m.band_nnz == 0 and m.q_col.numel() == 0  # no operator is kept (checkpoints stay small)
 
 
@@ -173,8 +173,8 @@ def test_band_covers_every_item(neighbours):
                               dtype=torch.float64)
     assert m.num_in_band == 39 and not m.in_band[0]
     if neighbours == "outside_band":
-        assert m.weight.shape == (1, 4)  # only the padding row
-        assert torch.equal(m.effective_weight(), torch.zeros(40, 4, dtype=torch.float64))
+        assert m.own_weight.shape == (1, 4)  # only the padding row
+        assert torch.equal(m.weight, torch.zeros(40, 4, dtype=torch.float64))
     check_against_reference(m, p, m.in_band.clone(), 0, torch.randint(0, 40, (3, 5)))
 
 
@@ -182,7 +182,7 @@ def test_isolated_band_items_get_zero_vector():
     freq, p = random_problem(2, empty_rows=(3, 7))
     freq[3], freq[7] = 1, 1
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 0, 1, padding_idx=0, dtype=torch.float64)
-    table = m.effective_weight()
+    table = m.weight
     assert m.in_band[3] and m.in_band[7]
     assert torch.equal(table[[3, 7]], torch.zeros(2, 4, dtype=torch.float64))
 
@@ -202,15 +202,15 @@ def test_padding_column_of_operator_is_ignored():
     torch.manual_seed(0)
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 0, 10, padding_idx=0, dtype=torch.float64)
     check_against_reference(m, p, m.in_band.clone(), 0, torch.randint(0, 40, (6,)))
-    assert torch.equal(m.weight.grad[0], torch.zeros(4, dtype=torch.float64))
-    assert torch.equal(m.effective_weight()[0], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(m.own_weight.grad[0], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(m.weight[0], torch.zeros(4, dtype=torch.float64))
 
 
 def test_negative_padding_idx_is_normalised():
     freq, p = random_problem(0, pad=False)
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 0, 10, padding_idx=-1)
     assert m.padding_idx == 39 and not m.in_band[39]
-    assert torch.equal(m.weight[39], torch.zeros(4))
+    assert torch.equal(m.own_weight[39], torch.zeros(4))
 
 
 # ---- no band is nn.Embedding -----------------------------------------------------------------
@@ -224,7 +224,8 @@ def test_no_band_equals_nn_embedding(pad):
     torch.manual_seed(7)
     m = SmoothedItemEmbedding(40, 6, freq, p.to_sparse_csr(), padding_idx=pad)
     assert m.num_in_band == 0
-    assert torch.equal(m.weight, ref.weight)
+    assert m.weight is m.own_weight  # no band: the own table itself, a Parameter as nn.Embedding's
+    assert torch.equal(m.own_weight, ref.weight)
     ids = torch.randint(0, 40, (5, 7))
     ids[0, :3] = 0
     r = torch.randn(5, 7, 6)
@@ -232,7 +233,7 @@ def test_no_band_equals_nn_embedding(pad):
     assert torch.equal(out, out_ref)
     (out * r).sum().backward()
     (out_ref * r).sum().backward()
-    assert torch.equal(m.weight.grad, ref.weight.grad)
+    assert torch.equal(m.own_weight.grad, ref.weight.grad)
 
 
 # ---- outside_band specifics -------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_outside_band_parameter_count():
     assert sum(x.numel() for x in m.parameters()) == (40 - m.num_in_band) * 8
     assert m.parameters_saved == m.num_in_band * 8
     full = SmoothedItemEmbedding(40, 8, freq, p.to_sparse_csr(), 5, 20, padding_idx=0)
-    assert full.weight.shape == (40, 8) and full.parameters_saved == 0
+    assert full.own_weight.shape == (40, 8) and full.parameters_saved == 0
 
 
 def test_outside_band_item_with_only_band_neighbours_is_zero():
@@ -255,8 +256,8 @@ def test_outside_band_item_with_only_band_neighbours_is_zero():
     )
     m = SmoothedItemEmbedding(5, 3, freq, dense.to_sparse_csr(), 0, 1, padding_idx=0, neighbours="outside_band",
                               dtype=torch.float64)
-    table = m.effective_weight()
-    w = m.weight.detach()  # rows of items 0, 1, 4
+    table = m.weight
+    w = m.own_weight.detach()  # rows of items 0, 1, 4
     assert torch.equal(table[2], torch.zeros(3, dtype=torch.float64))
     torch.testing.assert_close(table[3], (0.2 * w[1] + 0.4 * w[2]) / 0.6, **TOL)
 
@@ -270,35 +271,34 @@ def test_eval_cache_reused_and_invalidated_by_optimizer_step():
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     m.eval()
     with torch.no_grad():
-        t1 = m.effective_weight()
-        assert m.effective_weight() is t1
+        t1 = m.weight
+        assert m.weight is t1
         assert torch.equal(m(torch.tensor([1, 2])), t1[[1, 2]])
-    assert m.effective_weight() is not t1  # grad enabled: never cached
+    assert m.weight is not t1  # grad enabled: a table with a graph, not the no-grad one
     m.train()
-    assert m.effective_weight().requires_grad
+    assert m.weight.requires_grad
     m(torch.arange(40)).pow(2).sum().backward()
     opt.step()
     m.eval()
     with torch.no_grad():
-        t2 = m.effective_weight()
+        t2 = m.weight
         assert t2 is not t1 and not torch.equal(t1, t2)
         m.train()
-        t3 = m.effective_weight()  # training mode: computed afresh
-        assert t3 is not t2 and torch.equal(t3, t2)
+        assert m.weight is t2  # the same parameters: kept, whatever the mode
 
 
 def test_eval_cache_invalidated_by_load_state_dict_and_dtype():
     freq, p = random_problem(1)
     m = SmoothedItemEmbedding(40, 4, freq, p.to_sparse_csr(), 0, 10, padding_idx=0).eval()
     with torch.no_grad():
-        t1 = m.effective_weight()
+        t1 = m.weight
         sd = {k: v.clone() for k, v in m.state_dict().items()}
-        sd["weight"] += 1
+        sd["own_weight"] += 1
         m.load_state_dict(sd)
-        t2 = m.effective_weight()
+        t2 = m.weight
         assert not torch.equal(t1, t2)
         m.double()
-        assert m.effective_weight().dtype == torch.float64
+        assert m.weight.dtype == torch.float64
 
 
 # ---- state dict --------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def test_state_dict_round_trip(tmp_path, neighbours):
     torch.manual_seed(0)
     m = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
     with torch.no_grad():
-        m.weight.add_(torch.randn_like(m.weight))
+        m.own_weight.add_(torch.randn_like(m.own_weight))
     path = tmp_path / "emb.pt"
     torch.save(m.state_dict(), path)
     torch.manual_seed(1)
@@ -325,34 +325,7 @@ def test_state_dict_round_trip(tmp_path, neighbours):
     buf.seek(0)
     m3 = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
     m3.load_state_dict(torch.load(buf, weights_only=True)["model"])
-    assert torch.equal(m.effective_weight(), m3.effective_weight())
-
-
-@pytest.mark.parametrize("neighbours", ["all", "outside_band"])
-def test_loads_version_1_state_dict(neighbours):
-    """Checkpoints written before Q stored only the band rows (band_* buffers, table_index): they load
-    into a module built from the same item_freq and operator, inside a parent module too."""
-    freq, p = random_problem(4)
-    args = (40, 4, freq, p.to_sparse_csr(), 0, 10)
-    torch.manual_seed(0)
-    old = nn.Module()
-    old.items = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
-    sd = old.state_dict()
-    for name in SmoothedItemEmbedding._Q_BUFFERS:
-        del sd["items." + name]
-    for name in SmoothedItemEmbedding._V1_BUFFERS[:-1]:  # what version 1 wrote
-        sd["items." + name] = torch.zeros(3)
-    if neighbours == "outside_band":
-        sd["items.table_index"] = torch.zeros(40, dtype=torch.int64)
-    sd._metadata["items"]["version"] = 1
-    torch.manual_seed(1)
-    new = nn.Module()
-    new.items = SmoothedItemEmbedding(*args, padding_idx=0, neighbours=neighbours)
-    new.load_state_dict(sd)
-    assert torch.equal(new.items.effective_weight(), old.items.effective_weight())
-    sd["items.stray"] = torch.zeros(1)  # anything else still fails as usual
-    with pytest.raises(RuntimeError, match="stray"):
-        new.load_state_dict(sd)
+    assert torch.equal(m.weight, m3.weight)
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -371,7 +344,9 @@ def _ok_args():
         (dict(upper_freq=-0.5), "upper_freq"),
         (dict(item_freq=torch.zeros(5)), "item_freq"),
         (dict(item_freq=torch.zeros(6, 1)), "item_freq"),
-        (dict(operator=lambda: torch.eye(6)), "sparse"),
+        (dict(operator=lambda: "P"), "operator must be"),
+        (dict(operator=None), "operator is required"),
+        (dict(operator=lambda: torch.full((6, 6), float("nan")).to_sparse()), "finite"),
         (dict(operator=lambda: torch.eye(5).to_sparse_csr()), r"shape \(6, 6\)"),
         (dict(operator=lambda: torch.ones(6, 6, 2).to_sparse()), r"shape \(6, 6\)"),
         (dict(padding_idx=6), "padding_idx"),
@@ -414,10 +389,10 @@ def test_cuda_matches_cpu(neighbours):
         out_c = mc(ids.cuda())
         torch.testing.assert_close(out_c.cpu(), out, **TOL)
         out_c.sum().backward()
-        torch.testing.assert_close(mc.weight.grad.cpu(), m.weight.grad, **TOL)
+        torch.testing.assert_close(mc.own_weight.grad.cpu(), m.own_weight.grad, **TOL)
         mc.eval()
         with torch.no_grad():
-            assert mc.effective_weight() is mc.effective_weight()
+            assert mc.weight is mc.weight
 
 
 def test_lookup_rejects_ids_out_of_range():
@@ -444,10 +419,10 @@ def test_own_rows_start_equal_in_both_neighbour_modes(cls):
     tables = {}
     for mode in ("all", "outside_band"):
         torch.manual_seed(3)
-        kw = dict(num_items=n, item_freq=freq, operator=op, embedding_dim=d, lower_freq=0, upper_freq=5,
-                  neighbours=mode)
-        model = SASRec(partial(SASRecEncoder, maxlen=5, embedding_dim=d), **kw) if cls == "sasrec" else MFBPR(num_users=7, **kw)
-        tables[mode] = (model.items.weight.detach(), model.items.own_rows)
+        table = SmoothedItemEmbedding(n + 1, d, freq, op, 0, 5, padding_idx=0, neighbours=mode)
+        model = (SASRec(partial(SASRecEncoder, maxlen=5, embedding_dim=d), table) if cls == "sasrec"
+                 else MFBPR(num_users=7, item_table=table))
+        tables[mode] = (model.items.own_weight.detach(), model.items.own_rows)
     full, _ = tables["all"]
     small, rows = tables["outside_band"]
     assert len(rows) < n + 1 and small.shape[0] == len(rows)

@@ -195,12 +195,14 @@ def test_slurm_launcher_builds_on_submitit_slurm():
 
 
 @pytest.mark.parametrize("overrides, name", [
-    ([], "0_sasrec_beauty_l0_u5_all_s2"),
-    (["neighbours=outside_band"], "0_sasrec_beauty_l0_u5_outside_band_s2"),
-    (["item_table=shared"], "0_sasrec_beauty_l0_u5_shared_s2"),
-    (["item_table=hashed", "item_table.buckets=1195"], "0_sasrec_beauty_l0_u5_hashed-buckets1195_s2"),
-    (["item_table=mixed_dim", "item_table.band_dim=16"], "0_sasrec_beauty_l0_u5_mixed_dim-band_dim16_s2"),
-    (["item_table=qr"], "0_sasrec_beauty_l0_u5_qr-buckets64_s2"),
+    ([], "0_sasrec_beauty_b0-5_all_s2"),
+    (["item_table.neighbours=outside_band"], "0_sasrec_beauty_b0-5_outside_band_s2"),
+    (["item_table=shared"], "0_sasrec_beauty_b0-5_shared_s2"),
+    (["item_table=hashed", "item_table.buckets=1195"], "0_sasrec_beauty_b0-5_hashed-buckets1195_s2"),
+    (["item_table=mixed_dim", "item_table.band_dim=16"], "0_sasrec_beauty_b0-5_mixed_dim-band_dim16_s2"),
+    (["item_table=qr"], "0_sasrec_beauty_b0-5_qr-buckets64_s2"),
+    (["band=baseline"], "0_sasrec_beauty_baseline_all_s2"),
+    (["band=b100_inf"], "0_sasrec_beauty_b100-inf_all_s2"),
 ])
 def test_sweep_run_dirs_name_what_band_items_use(overrides, name):
     # a mixed_dim run was once named "..._all_s2", as if it used the neighbour average

@@ -3,7 +3,7 @@ and the resolvers of run-dir names."""
 
 from omegaconf import OmegaConf
 
-from embfreq.band import Band
+from embfreq.band import Band, BandError
 
 
 def item_table_tag(item_table) -> str:
@@ -17,8 +17,12 @@ def item_table_tag(item_table) -> str:
 
 
 def band_tag(lower_freq, upper_freq) -> str:
-    """A run dir's name for its band: b0-5, b100-inf, baseline (`Band.tag`)."""
-    return Band(lower_freq, upper_freq).tag
+    """A run dir's name for its band: b0-5, b100-inf, baseline (`Band.tag`). An invalid band still
+    names its dir (b10-5): a sweep records that job as skipped there, the check says why."""
+    try:
+        return Band(lower_freq, upper_freq).tag
+    except BandError:
+        return f"b{lower_freq}-{upper_freq}"
 
 
 def register_resolvers() -> None:

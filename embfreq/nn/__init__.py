@@ -1,7 +1,7 @@
 """Plain-torch building blocks: the item tables (one per strategy for band items) and the encoders.
 
-Every item table takes ``(num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq,
-upper_freq, padding_idx, <options>)`` or ``.from_interactions(users, items, num_embeddings,
+Every item table takes ``(num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+upper_freq=None, *, padding_idx=None, <options>)`` or ``.from_interactions(users, items, num_embeddings,
 embedding_dim, ...)``, and its ``weight`` is the effective table that ``forward`` uses.
 """
 

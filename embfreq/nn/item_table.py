@@ -8,8 +8,8 @@ in the band get no own learnable vector; a subclass says what they use instead. 
 - ``own_weight``: the learnable own vectors (items outside the band; every item for ``neighbours``
   with ``neighbours="all"``), in item order.
 - ``in_band``, ``num_in_band``, ``band`` (a `embfreq.band.Band`), ``parameters_saved``.
-- one constructor shape, ``(num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq,
-  upper_freq, padding_idx, <options>)``, and ``from_interactions`` to build it from raw interactions.
+- one constructor shape, ``(num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+  upper_freq=None, *, padding_idx=None, <options>)``, and ``from_interactions`` to build it from raw interactions.
 """
 
 from __future__ import annotations
@@ -192,10 +192,16 @@ class ItemTable(nn.Module):
             return self.own_weight  # no band: the own table itself, as nn.Embedding's weight
         key = self._cache_key()
         cached = self._cache
+        if cached is not None and cached[1]._version != cached[2]:
+            self._cache = None
+            raise RuntimeError(f"{type(self).__name__}.weight was modified in place: it is computed from the "
+                               "own vectors, so the change was lost; write to own_weight instead")
         if key is not None and cached is not None and cached[0] == key:
             return cached[1]
         table = self._compute_table()
-        self._cache = None if key is None else (key, table)
+        if table.is_inference():  # no version counter: nothing to check a kept table against
+            key = None
+        self._cache = None if key is None else (key, table, table._version)
         if key is not None and table.requires_grad:
             # backward frees the graph behind `table`: the next use must build a new one
             table.register_hook(lambda grad, t=table: self._forget(t))

@@ -119,8 +119,8 @@ class SmoothedItemEmbedding(ItemTable):
     uses_operator = True
     _Q_BUFFERS = ("q_crow", "q_col", "q_values", "q_t_crow", "q_t_col", "q_t_values")
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, item_freq, operator, *,
-                 lower_freq: Optional[float] = None, upper_freq: Optional[float] = None,
+    def __init__(self, num_embeddings: int, embedding_dim: int, item_freq, operator,
+                 lower_freq: Optional[float] = None, upper_freq: Optional[float] = None, *,
                  padding_idx: Optional[int] = None, neighbours: str = "all", device=None,
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()

@@ -78,8 +78,8 @@ class BandItemTable(ItemTable):
     the band items rows: ``_extra_rows()`` (k, dim) and, per band item, which of them (``band_row``).
     ``operator`` is accepted for a drop-in signature and not used: these tables need no graph."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, item_freq, operator=None, *,
-                 lower_freq: Optional[float] = None, upper_freq: Optional[float] = None,
+    def __init__(self, num_embeddings: int, embedding_dim: int, item_freq, operator=None,
+                 lower_freq: Optional[float] = None, upper_freq: Optional[float] = None, *,
                  padding_idx: Optional[int] = None, device=None, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         _, in_band = self._init_band(num_embeddings, embedding_dim, item_freq, lower_freq, upper_freq,
@@ -140,8 +140,8 @@ class SharedItemEmbedding(BandItemTable):
 
     strategy = "shared"
 
-    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq=None,
-                 upper_freq=None, padding_idx=None, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+                 upper_freq=None, *, padding_idx=None, device=None, dtype=None):
         super().__init__(num_embeddings, embedding_dim, item_freq, operator, lower_freq=lower_freq,
                          upper_freq=upper_freq, padding_idx=padding_idx, device=device, dtype=dtype)
         nb = self.num_in_band
@@ -161,8 +161,8 @@ class HashedItemEmbedding(BandItemTable):
     strategy = "hashed"
     options = ("buckets",)
 
-    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq=None,
-                 upper_freq=None, padding_idx=None, buckets: int = 256, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+                 upper_freq=None, *, padding_idx=None, buckets: int = 256, device=None, dtype=None):
         super().__init__(num_embeddings, embedding_dim, item_freq, operator, lower_freq=lower_freq,
                          upper_freq=upper_freq, padding_idx=padding_idx, device=device, dtype=dtype)
         self.buckets = _check_buckets(buckets, self.num_embeddings)
@@ -183,8 +183,8 @@ class MixedDimItemEmbedding(BandItemTable):
     strategy = "mixed_dim"
     options = ("band_dim",)
 
-    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq=None,
-                 upper_freq=None, padding_idx=None, band_dim: int = 8, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+                 upper_freq=None, *, padding_idx=None, band_dim: int = 8, device=None, dtype=None):
         super().__init__(num_embeddings, embedding_dim, item_freq, operator, lower_freq=lower_freq,
                          upper_freq=upper_freq, padding_idx=padding_idx, device=device, dtype=dtype)
         self.band_dim = _check_int("band_dim", band_dim, 1, embedding_dim - 1)
@@ -211,8 +211,8 @@ class QRItemEmbedding(BandItemTable):
     strategy = "qr"
     options = ("buckets",)
 
-    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, *, lower_freq=None,
-                 upper_freq=None, padding_idx=None, buckets: int = 64, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, item_freq, operator=None, lower_freq=None,
+                 upper_freq=None, *, padding_idx=None, buckets: int = 64, device=None, dtype=None):
         super().__init__(num_embeddings, embedding_dim, item_freq, operator, lower_freq=lower_freq,
                          upper_freq=upper_freq, padding_idx=padding_idx, device=device, dtype=dtype)
         self.buckets = _check_buckets(buckets, self.num_embeddings)
