@@ -149,17 +149,18 @@ def _model(model: str, dm, band: str, seed: int = 1, operator=None, device: str 
     from functools import partial
 
     from embfreq.models import MFBPR, SASRec
+    from embfreq.nn import SmoothedItemEmbedding
     from embfreq.nn.sasrec import SASRecEncoder
 
     lo, hi = BANDS[band]
     torch.manual_seed(seed)
     op = dm.operator if operator is None else operator
-    common = dict(num_items=dm.num_items, item_freq=dm.item_freq, operator=op, lower_freq=lo, upper_freq=hi)
+    table = SmoothedItemEmbedding(dm.num_items + 1, 64, dm.item_freq, op, lo, hi, padding_idx=0)
     if model == "sasrec":
         encoder = partial(SASRecEncoder, maxlen=50, embedding_dim=64, num_blocks=2, num_heads=1, dropout=0.2)
-        net = SASRec(encoder, embedding_dim=64, loss="bce", **common)
+        net = SASRec(encoder, table, loss="bce")
     else:
-        net = MFBPR(num_users=dm.num_users, embedding_dim=64, **common)
+        net = MFBPR(num_users=dm.num_users, item_table=table)
     return net.to(device)  # before configure_optimizers: the fused Adam needs its parameters in place
 
 

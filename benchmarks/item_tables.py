@@ -51,16 +51,22 @@ def build(dm, table: str | None, neighbours: str, args):
 
     from functools import partial
 
+    import hydra.utils
+
     from embfreq.models import SASRec
     from embfreq.nn.sasrec import SASRecEncoder
 
-    spec = None if table is None else OmegaConf.to_container(OmegaConf.load(CONF / "item_table" / f"{table}.yaml"))
+    spec = OmegaConf.to_container(OmegaConf.load(CONF / "item_table" / f"{table or 'neighbours'}.yaml"))
+    spec.pop("name")
+    if spec.get("neighbours"):
+        spec["neighbours"] = neighbours
     lo, hi = (None, None) if table is None else args.band
     torch.manual_seed(args.seed)
-    model = SASRec(partial(SASRecEncoder, maxlen=args.maxlen, embedding_dim=args.dim), num_items=dm.num_items,
-                   item_freq=dm.item_freq, operator=dm.operator,
-                   embedding_dim=args.dim, loss="bce", lower_freq=lo, upper_freq=hi, neighbours=neighbours,
-                   item_table=spec).to(args.device)
+    items = hydra.utils.instantiate(spec, num_embeddings=dm.num_items + 1, embedding_dim=args.dim,
+                                    item_freq=dm.item_freq, operator=dm.operator, lower_freq=lo, upper_freq=hi,
+                                    padding_idx=0)
+    model = SASRec(partial(SASRecEncoder, maxlen=args.maxlen, embedding_dim=args.dim), items,
+                   loss="bce").to(args.device)
     opt = model.configure_optimizers()  # after .to(): the fused optimiser needs its parameters in place
     return model, opt["optimizer"] if isinstance(opt, dict) else opt
 

@@ -40,13 +40,14 @@ from embfreq.data.datamodule import RecDataModule
 from functools import partial
 
 from embfreq.models import SASRec
+from embfreq.nn import SmoothedItemEmbedding
 from embfreq.nn.sasrec import SASRecEncoder
 dm = RecDataModule(**{load_args!r},
                    cache_dir={cache!r}, sampling="seq", maxlen=50, batch_size=256, eval_batch_size=512, seed=0)
 dm.setup("fit")
 torch.manual_seed(0)
-model = SASRec(partial(SASRecEncoder, maxlen=50, embedding_dim=64), dm.num_items, dm.item_freq, dm.operator,
-               lower_freq=None, upper_freq=None)
+model = SASRec(partial(SASRecEncoder, maxlen=50, embedding_dim=64),
+               SmoothedItemEmbedding(dm.num_items + 1, 64, dm.item_freq, dm.operator, padding_idx=0))
 opt = model.configure_optimizers()
 model.train()
 t0 = time.perf_counter()
