@@ -12,7 +12,7 @@ from embfreq.builders import build_datamodule, build_model
 from embfreq.errors import ConfigError
 from embfreq.optim import with_fused
 from embfreq.train import train
-from tests.conftest import CONF, synthetic_seqs, write_seq
+from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 
 @pytest.fixture(scope="module")
@@ -158,27 +158,36 @@ COMMITTED_RUNS = CONF.parent.parent / "docs" / "results" / "bands" / "runs"
     ("sasrec", "bands_beauty_1000_outside/s1/0_sasrec_beauty_1000_l0_u5_outside_band_s1"),
     ("mf_bpr", "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3"),
 ])
-def test_committed_run_configs_read_as_todays_layout(model, run):
-    """A published run's config.yaml (written before `model` and `data` instantiated the Lightning
-    objects) reads as the config the same command composes today: every key that changes results
-    is equal, so old and new runs of one experiment are one experiment in the report."""
+def test_committed_run_configs_are_in_todays_layout(model, run):
+    """A published run's config.yaml (migrated by scripts/migrate_run_configs.py) is the config the
+    same command composes today: every key that changes results is equal, so old and new runs of one
+    experiment are one experiment in the report."""
     from omegaconf import OmegaConf
 
     from embfreq.analysis.baselines import _ignored
-    from embfreq.config_layout import flatten, upgrade_flat
+    from embfreq.io import flatten
 
     old = OmegaConf.to_container(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))
     with initialize_config_dir(str(CONF), version_base="1.3"):
         new = compose("train", overrides=["+sweep=bands_beauty_1000", f"model={model}", "band=b0_5",
-                                          "neighbours=outside_band", "seed=1"])
+                                          "item_table.neighbours=outside_band", "seed=1"])
     new = OmegaConf.to_container(new, resolve=False)
     new.pop("hydra", None)
-    old_flat, new_flat = upgrade_flat(flatten(old)), upgrade_flat(flatten(new))
-    keys = {k for k in old_flat.keys() | new_flat.keys() if not _ignored(k)}
+    old_flat, new_flat = flatten(old), flatten(new)
+    keys = {k for k in old_flat.keys() | new_flat.keys() if not _ignored(k) or k.startswith("item_table.")}
     differ = {k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
               and "${" not in str(new_flat.get(k))}  # interpolations: resolved when a run writes its config
     assert differ == {}
-    assert new_flat["model.net.maxlen" if model == "sasrec" else "data.maxlen"] == "${data.maxlen}" or model == "mf_bpr"
+
+
+def test_every_committed_run_config_is_migrated():
+    """scripts/migrate_run_configs.py --check finds nothing left to migrate under docs/results."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "migrate_run_configs.py"), "--check",
+                          str(ROOT / "docs" / "results")], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("0 of "), out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("run", [
@@ -186,13 +195,10 @@ def test_committed_run_configs_read_as_todays_layout(model, run):
     "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3",
 ])
 def test_committed_run_configs_rebuild_their_model(run, tmp_path):
-    """An old-layout config.yaml of the results page, read through `upgrade`, builds the model it
-    trained: the same parameter counts as its metrics.json."""
+    """A committed config.yaml builds the model it trained: the same parameter counts as its metrics.json."""
     from omegaconf import OmegaConf
 
-    from embfreq.config_layout import upgrade
-
-    c = upgrade(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))
+    c = OmegaConf.load(COMMITTED_RUNS / run / "config.yaml")
     c.data.cache_dir = str(tmp_path)
     m = json.loads((COMMITTED_RUNS / run / "metrics.json").read_text())
     dm = build_datamodule(c)

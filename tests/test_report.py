@@ -305,10 +305,20 @@ def test_per_user_file_that_disagrees_with_metrics_is_refused(tmp_path):
         make_report([s])
 
 
+def migrate(path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "migrate_run_configs.py"), str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path):
-    """An older run config (model.max_epochs, model.net.lr, no drop_duplicates / item_table) and
-    today's (trainer.max_epochs, model.optimizer, defaults written out) are the same experiment:
-    no variant split, and the band run finds its baseline. A real difference still splits."""
+    """An older run config (model.max_epochs, model.net.lr, no drop_duplicates / item_table), migrated
+    by scripts/migrate_run_configs.py, and today's (trainer.max_epochs, model.optimizer, defaults
+    written out) are the same experiment: no variant split, and the band run finds its baseline. A
+    real difference still splits."""
     s = tmp_path / "s"
     old = fake_run(s, "old_base", lower=None, upper=None, ndcg=0.2, net={"lr": 0.001, "optimizer": "adam"})
     cfg = yaml.safe_load((old / "config.yaml").read_text())
@@ -325,12 +335,14 @@ def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path
     cfg["monitor"] = {"metric": "val/ndcg@10", "mode": "max"}
     cfg["callbacks"] = {"early_stopping": {"patience": 10}}
     (new / "config.yaml").write_text(yaml.safe_dump(cfg))
+    migrate(s)
     rows = {r.run_dir.name: r for r in load_rows([s])}
     assert rows["old_base"].variant == rows["new_band"].variant == ""
     assert rows["new_band"].baseline["ndcg"] == pytest.approx(0.2)
     other = fake_run(s, "hashed_band", lower=0, upper=5, ndcg=0.25)
     cfg["item_table"] = {"name": "hashed", "buckets": 256}
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    migrate(s)
     rows = {r.run_dir.name: r for r in load_rows([s])}
     # another item-table strategy is a mode of the band, like outside_band: same variant and baseline
     assert rows["hashed_band"].neighbours == "hashed buckets=256" and rows["hashed_band"].variant == ""
