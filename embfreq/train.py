@@ -260,8 +260,7 @@ def hparams(cfg: DictConfig, result: dict) -> dict:
              and k != "name" and isinstance(v, (int, float, str, bool))}
     return {
         "model": cfg.model.name, "data": cfg.data.name, "seed": int(cfg.seed),
-        "lower_freq": -1 if cfg.lower_freq is None else cfg.lower_freq,
-        "upper_freq": -1 if cfg.upper_freq is None else cfg.upper_freq,
+        "band": Band(cfg.lower_freq, cfg.upper_freq).label,  # TensorBoard hparams take no None
         "neighbours": neighbours_mode(cfg), "items_in_band": result["items_in_band"],
         "batch_size": int(cfg.data.batch_size), **model,
     }

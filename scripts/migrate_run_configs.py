@@ -18,6 +18,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from embfreq.io import flatten  # noqa: E402
+
 # today's item-table classes, by the config name each run recorded (embfreq.nn.ITEM_TABLES)
 TABLE_TARGETS = {"neighbours": "embfreq.nn.SmoothedItemEmbedding", "shared": "embfreq.nn.SharedItemEmbedding",
                  "hashed": "embfreq.nn.HashedItemEmbedding", "mixed_dim": "embfreq.nn.MixedDimItemEmbedding",
@@ -53,17 +56,6 @@ ADDED_KEYS = {"data.drop_duplicates": False, "item_table.name": "neighbours", "e
               "model.scheduler": None, "data.pair_sampling": "user", "data.maxlen": 50,
               "data._target_": "embfreq.data.datamodule.RecDataModule", "data.eval_batch_size": 512,
               "data.num_workers": 0, "data.bucketing": True}
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def unflatten(flat: dict) -> dict:

@@ -335,7 +335,7 @@ def test_figures_legible_at_print_size():
 
 def test_run_title():
     assert run_title("sasrec", "beauty_1000", 0, 5, "all") == TITLE
-    assert run_title("gru4rec", "lastfm", None, None, "all") == "gru4rec · lastfm · no band"
+    assert run_title("gru4rec", "lastfm", None, None, "all") == "gru4rec · lastfm · baseline"
     assert run_title("mf_bpr", None, None, 5, "outside_band") == "mf_bpr · band (-inf, 5] (neighbours=outside_band)"
     assert run_title("sasrec", "yelp", 2.5, None, "all") == "sasrec · yelp · band [2.5, inf) (neighbours=all)"
 
@@ -362,7 +362,7 @@ def test_default_title(tmp_path):
     dm.load_args["name"] = "lastfm"  # a datamodule that keeps the name wins
     assert default_title(model, dm, tmp_path) == "mf_bpr · lastfm · band [0, 5] (neighbours=all)"
     model, dm = tiny_model(None, None, "outside_band")
-    assert default_title(model, dm, tmp_path) == "mf_bpr · beauty_1000 · no band"
+    assert default_title(model, dm, tmp_path) == "mf_bpr · beauty_1000 · baseline"
 
 
 def test_analyze_model_names_every_figure(tmp_path, monkeypatch):

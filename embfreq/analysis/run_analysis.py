@@ -20,10 +20,10 @@ MODEL_NAMES = {"sasrec": "sasrec", "mfbpr": "mf_bpr", "gru4rec": "gru4rec"}  # c
 
 
 def run_title(model_name: str | None, data_name: str | None, lower_freq, upper_freq, neighbours: str | None) -> str:
-    """Figure title "model · data · band [l, u] (neighbours=...)", or "model · data · no band" for
-    the baseline; a missing name is left out."""
+    """Figure title "model · data · band [l, u] (neighbours=...)", or "model · data · baseline" for
+    the run without a band; a missing name is left out."""
     if lower_freq is None and upper_freq is None:
-        band = "no band"  # neighbours does not apply without a band
+        band = band_label(None, None)  # neighbours does not apply without a band
     else:
         band = f"band {band_label(lower_freq, upper_freq)} (neighbours={neighbours})"
     return " · ".join(p for p in (model_name, data_name, band) if p)
