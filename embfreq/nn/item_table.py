@@ -15,6 +15,7 @@ in the band get no own learnable vector; a subclass says what they use instead. 
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -67,6 +68,13 @@ def interaction_statistics(users, items, num_embeddings: int, padding_idx: Optio
     num_users = int(users.max()) + 1 if len(users) else 0
     operator = build_operator(users, items, num_users, n, "left").astype(np.float32)  # as the DataModule caches it
     return freq, operator
+
+
+def _forget(module_ref, token) -> None:
+    """Drop a table's kept effective table if it is still the one `token` names."""
+    m = module_ref()
+    if m is not None and m._cache is not None and m._cache[3] is token:
+        m._cache = None
 
 
 class ItemTable(nn.Module):
@@ -201,19 +209,18 @@ class ItemTable(nn.Module):
         table = self._compute_table()
         if table.is_inference():  # no version counter: nothing to check a kept table against
             key = None
-        self._cache = None if key is None else (key, table, table._version)
+        token = object()
+        self._cache = None if key is None else (key, table, table._version, token)
         if key is not None and table.requires_grad:
-            # backward frees the graph behind `table`: the next use must build a new one
-            table.register_hook(lambda grad, t=table: self._forget(t))
+            # backward frees the graph behind `table`: the next use must build a new one. The hook
+            # holds neither the table nor the module (a cycle through the graph is never freed).
+            module = weakref.ref(self)
+            table.register_hook(lambda grad: _forget(module, token))
         return table
 
     def effective_weight(self) -> torch.Tensor:
         """Same as ``weight``."""
         return self.weight
-
-    def _forget(self, table: torch.Tensor) -> None:
-        if self._cache is not None and self._cache[1] is table:
-            self._cache = None
 
     def _cache_key(self):
         try:
