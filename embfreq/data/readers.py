@@ -9,6 +9,9 @@ Formats (`FORMATS`):
 - ``atomic``: RecBole ``.inter`` file: tab-separated with a typed header such as
   ``user_id:token<TAB>item_id:token<TAB>rating:float<TAB>timestamp:float``.
 - ``csv``: CSV or TSV with a header row naming the columns.
+- ``ratings``: headerless ``user,item,rating,timestamp`` CSV, one rating per line: the Amazon 2014
+  ratings files as distributed (``ratings_Beauty.csv``, McAuley et al.). Ids stay strings, leading
+  zeros included (``0205616461``); the timestamp gives the time order, ties keep file order.
 
 Format detection (`detect_format`) looks at the file name only, after stripping ``.gz``:
 ``.inter`` -> atomic, ``.csv``/``.tsv`` -> csv, ``.pairs`` -> pairs, anything else (``.txt``,
@@ -37,7 +40,7 @@ import numpy as np
 
 from embfreq.errors import DataError
 
-FORMATS = ("seq", "pairs", "atomic", "csv")
+FORMATS = ("seq", "pairs", "atomic", "csv", "ratings")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -102,6 +105,8 @@ def read_interactions(
         result = _read_pairs(text, source)
     elif fmt == "atomic":
         result = _read_atomic(text, source, user_col, item_col, rating_col, time_col)
+    elif fmt == "ratings":
+        result = _read_ratings(text, source)
     else:
         result = _read_csv(text, source, user_col, item_col, rating_col, time_col, sep)
     if len(result) == 0:
@@ -174,6 +179,28 @@ def _read_pairs(text: str, source: str) -> RawInteractions:
         elif parts:
             raise DataError(f"{source} line {lineno}: expected 'user item', got {len(parts)} columns")
     return RawInteractions(_object_array(users), _object_array(items), None, None, source)
+
+
+def _read_ratings(text: str, source: str) -> RawInteractions:
+    """Headerless ``user,item,rating,timestamp`` lines (Amazon 2014 ratings files)."""
+    users: list[str] = []
+    items: list[str] = []
+    ratings: list[float] = []
+    times: list[float] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(",")
+        if len(parts) != 4 or not parts[0] or not parts[1]:
+            raise DataError(f"{source} line {lineno}: expected 'user,item,rating,timestamp' (no header), "
+                            f"got {line[:80]!r}")
+        users.append(parts[0])
+        items.append(parts[1])
+        ratings.append(_to_float(parts[2], source, lineno, "rating"))
+        times.append(_to_float(parts[3], source, lineno, "timestamp"))
+    return RawInteractions(_object_array(users), _object_array(items), np.asarray(ratings, dtype=np.float64),
+                           np.asarray(times, dtype=np.float64), source)
 
 
 def _to_float(value: str, source: str, lineno: int, name: str) -> float:
