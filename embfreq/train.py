@@ -22,6 +22,7 @@ import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir n
 from embfreq.band import Band
 from embfreq.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
+from embfreq.device import machine_record
 from embfreq.errors import DataError, RunInterrupted, TrainingDiverged, UserError
 from embfreq.io import flatten, write_json, write_text
 
@@ -200,6 +201,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "seconds": {"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0},
         "run_dir": str(run_dir),
         "threads": torch.get_num_threads(),  # with the wall times: what the cost was measured on
+        "machine": machine_record(),  # what exact repetition needs: same CPU kind, same libraries
         "host": {"cpus": os.cpu_count(), "device": str(model.device), "torch": torch.__version__},
         "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse
         "started_at": t0,  # epoch seconds; shows whether parallel sweep jobs overlapped

@@ -206,3 +206,20 @@ def test_committed_run_configs_rebuild_their_model(run, tmp_path):
     model = build_model(c, dm)
     assert sum(p.numel() for p in model.parameters()) == m["total_params"]
     assert sum(p.numel() for p in model.items.parameters()) == m["embedding_params"]
+
+
+def test_metrics_json_records_the_machine_and_libraries(tiny, tmp_path):
+    """Results repeat exactly only on the same CPU kind and software: metrics.json says which."""
+    import platform
+
+    import numpy
+    import pytorch_lightning
+
+    m = train(cfg(tiny, ["trainer.max_epochs=1"]), tmp_path)
+    rec = json.loads((tmp_path / "metrics.json").read_text())["machine"]
+    assert rec == m["machine"]
+    assert (rec["torch"], rec["numpy"], rec["pytorch_lightning"], rec["python"]) == (
+        torch.__version__, numpy.__version__, pytorch_lightning.__version__, platform.python_version())
+    assert rec["cpu"] and isinstance(rec["cpu_flags"], list) and rec["cpu_count"] >= 1
+    if open("/proc/cpuinfo").read().count(" avx2") if platform.system() == "Linux" else False:
+        assert "avx2" in rec["cpu_flags"]
