@@ -350,13 +350,13 @@ def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path
     assert "[0, 5] (hashed buckets=256)" in make_report([s]).table
 
 
-def test_readme_findings_tables_equal_the_committed_summary():
-    """Each <!-- findings-table...: python benchmarks/findings_table.py ARGS --> block of the README
-    is what its command prints from the committed summary.csv."""
+def test_results_page_findings_tables_equal_the_committed_summary():
+    """Each <!-- findings-table...: python benchmarks/findings_table.py ARGS --> block of the results
+    page (docs/results.md) is what its command prints from the committed summary.csv."""
     import re
     import shlex
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "results.md").read_text()
     blocks = re.findall(r"<!-- (findings-table[\w-]*): python (benchmarks/findings_table\.py.*?) -->\n(.*?)<!-- /\1 -->",
                         readme, flags=re.S)
     assert {m for m, _, _ in blocks} >= {"findings-table", "findings-table-yelp"}
@@ -366,11 +366,11 @@ def test_readme_findings_tables_equal_the_committed_summary():
         assert block.strip() == out.strip(), marker
 
 
-def test_readme_frequency_norm_rows_for_yelp_equal_the_committed_runs():
-    """The README's experiment-1 rows for yelp are the `analysis` of the committed no-band runs."""
+def test_results_page_frequency_norm_rows_for_yelp_equal_the_committed_runs():
+    """The results page's experiment-1 rows for yelp are the `analysis` of the committed no-band runs."""
     import re
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "results.md").read_text()
     runs = ROOT / "docs/results/bands/runs/bands_yelp"
     for model, label in (("mf_bpr", "MF-BPR"), ("sasrec", "SASRec")):
         (path,) = runs.glob(f"*/0_{model}_yelp_lNone_uNone_all_s1/metrics.json")
@@ -393,3 +393,37 @@ def test_a_run_without_config_yaml_makes_no_variant(tmp_path):
     rows = {r.run_dir.name: r for r in load_rows([s])}
     assert rows["band"].config == {} and rows["base"].variant == rows["band"].variant == ""
     assert rows["band"].baseline["ndcg"] == pytest.approx(0.2)
+
+
+def test_readme_answer_numbers_equal_the_committed_summary():
+    """Every number of the README's answer is the committed summary.csv's, rounded as written."""
+    import csv
+    import re
+
+    answer = re.search(r"<!-- the-answer -->(.*?)<!-- /the-answer -->", (ROOT / "README.md").read_text(), re.S)
+    text = " ".join(answer.group(1).split())
+    with open(ROOT / "docs/results/bands/summary.csv", newline="") as f:
+        rows = {(r["data"], r["model"], r["band"], r["neighbours"]): r for r in csv.DictReader(f)}
+
+    def row(model, band):
+        return rows[("beauty_1000", model, band, "all")]
+
+    def pct(v, nd=0):
+        return f"{abs(float(v)):.{nd}f}%"
+
+    sas = row("sasrec", "[0, 5]")
+    assert f"loses {pct(sas['delta_pct'])} of test NDCG@10" in text
+    assert f"({float(sas['baseline_ndcg10']):.4f} → {float(sas['ndcg10_mean']):.4f})" in text
+    assert f"up to {pct(row('sasrec', '[0, 20]')['delta_pct'])} for `[0, 20]`" in text
+    assert f"{round(100 * float(sas['share_in_band']))}% of items seen at most 5 times" in text
+    mf = row("mf_bpr", "[0, 5]")
+    base = float(mf["baseline_ndcg10"])
+    lo, hi = (100 * float(mf[k]) / base for k in ("delta_ci_low", "delta_ci_high"))
+    assert f"`[0, 5]` +{float(mf['delta_pct']):.1f}%, 95% CI −{abs(lo):.1f}% to +{hi:.1f}%" in text
+    hot = row("sasrec", "[100, inf)")
+    assert f"SASRec's total change (−{abs(float(hot['delta_pct'])):.1f}%)" in text
+    for model, label in (("sasrec", "SASRec"), ("mf_bpr", "MF-BPR")):
+        r = row(model, "[100, inf)")
+        before = float(r["inband_baseline_ndcg10"])
+        after = before + float(r["delta_ndcg10_inband"])
+        assert f"from {before:.2f} to {after:.2f} ({label})" in text
