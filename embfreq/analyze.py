@@ -76,11 +76,14 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
         raise UserError(f"{run_dir}: not a run directory (no such directory)")
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
+    metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
+    if metrics.get("status") == "failed" and str(metrics.get("error", "")).startswith("training diverged"):
+        raise UserError(f"{run_dir}: the run failed ({first_line(ValueError(metrics['error']))}); "
+                        "its checkpoints are no result to analyze")
     ckpt = checkpoint_path(run_dir, which)
     # torch.save writes a zip; a truncated file lacks its central directory (read from the end only).
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
-    metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
     _quiet()
     from embfreq.analysis.run_analysis import analyze_model, run_title
 

@@ -64,8 +64,25 @@ def test_a_limit_from_the_config_reaches_the_guard(tiny, tmp_path):
     """A healthy tiny MF-BPR run with max_abs_param=1e-3 (its init is 1e-4): failed after epoch 0,
     naming the parameter and the setting."""
     diverges(cfg(tiny, "model=mf_bpr", "callbacks.divergence.max_abs_param=1e-3"), tmp_path / "run",
-             r"^training diverged: parameter (users\.weight|items\.\S+) has max \|value\| [\d.e+-]+ after epoch 0 "
-             r"\(limit callbacks\.divergence\.max_abs_param=0\.001\)")
+             r"^training diverged: parameter (users\.weight|items\.\S+) has max \|value\| [\d.e+-]+ after "
+             r"epoch 0 \(limit callbacks\.divergence\.max_abs_param=0\.001\)")
+    assert not (tmp_path / "run" / "checkpoints").exists()  # the guard runs before any checkpoint of the epoch
+
+
+def test_analyze_refuses_a_diverged_run(tiny, tmp_path):
+    """A run that diverged after saving checkpoints (here: a healthy run given the failed record train.py
+    writes) has no result: analyze writes no items.csv from its checkpoint."""
+    from embfreq.analyze import analyze
+    from embfreq.errors import UserError
+
+    run = tmp_path / "run"
+    run_job(cfg(tiny, "model=mf_bpr"), run)
+    error = "training diverged: mean loss 17.63 in epoch 1 is 12.7x the first batch's 1.387 (limit ...)"
+    (run / "metrics.json").write_text(json.dumps({"status": "failed", "error": error}))
+    with pytest.raises(UserError, match=r"/run: the run failed \(training diverged: mean loss 17\.63 .*\); its "
+                                        r"checkpoints are no result to analyze$"):
+        analyze(run, accelerator="cpu")
+    assert not (run / "items.csv").exists()
 
 
 def test_guard_off_and_healthy_run_ok(tiny, tmp_path):
@@ -114,10 +131,12 @@ def epoch_of(guard, losses, epoch=0, net=None):
 def test_loss_rule_is_relative_to_the_first_batch():
     g = DivergenceGuard()
     epoch_of(g, [0.5, 0.1])  # first batch 0.5
-    epoch_of(g, [4.0, 6.0], epoch=1)  # mean 5.0 = 10x: at the limit, not over it
-    with pytest.raises(TrainingDiverged, match=r"^training diverged: mean loss 5\.5 in epoch 2 is 11x the first "
-                                               r"batch's 0\.5 \(limit callbacks\.divergence\.loss_factor=10\)"):
-        epoch_of(g, [1.0, 10.0], epoch=2)
+    epoch_of(g, [1.0, 2.0], epoch=1)  # mean 1.5 = 3x: at the limit, not over it
+    with pytest.raises(TrainingDiverged, match=r"^training diverged: mean loss 1\.6 in epoch 2 is 3\.2x the first "
+                                               r"batch's 0\.5 \(limit callbacks\.divergence\.loss_factor=3\)"):
+        epoch_of(g, [1.0, 2.2], epoch=2)
+    with pytest.raises(TrainingDiverged, match=r"mean loss 11 in epoch 0 is 22x .*\.loss_factor=10\)"):
+        epoch_of(DivergenceGuard(loss_factor=10), [0.5, 21.5])
     epoch_of(DivergenceGuard(loss_factor=None), [0.5, 1e30])  # off
 
 
