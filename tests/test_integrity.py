@@ -129,12 +129,14 @@ def test_report_refuses_a_copied_run_dir(sweep):
 
 
 def test_report_refuses_a_rerun_of_the_same_config_and_seed(sweep):
-    """Another cache dir and thread count do not make it another run."""
+    """Another cache dir, thread count, analysis flag or logger, or a run from before the divergence
+    guard, do not make it another run."""
     s, _, _ = sweep
     shutil.copytree(s / "s2", s / "s2_rerun")
     c = yaml.safe_load((s / "s2_rerun" / "config.yaml").read_text())
     c["cache_dir"] = c["data"]["cache_dir"] = "/elsewhere"
-    c["threads"] = 4
+    c["threads"], c["analysis"], c["logger"] = 4, True, None
+    del c["callbacks"]["divergence"]
     (s / "s2_rerun" / "config.yaml").write_text(yaml.safe_dump(c))
     (s / "s2_rerun" / "run_state.json").unlink()
     m = json.loads((s / "s2_rerun" / "metrics.json").read_text())
@@ -150,6 +152,19 @@ def test_report_refuses_a_copy_without_config(sweep):
     (s / "s1_copy" / "config.yaml").unlink()
     with pytest.raises(ReportError, match=r"^duplicate runs .*/s1 and \S+/s1_copy"):
         load_rows([s])
+
+
+def test_report_keeps_runs_that_differ_in_a_setting(sweep):
+    s, _, _ = sweep
+    shutil.copytree(s / "s2", s / "s2_lr")
+    c = yaml.safe_load((s / "s2_lr" / "config.yaml").read_text())
+    c["model"]["optimizer"]["lr"] = 0.01
+    (s / "s2_lr" / "config.yaml").write_text(yaml.safe_dump(c))
+    (s / "s2_lr" / "run_state.json").unlink()
+    m = json.loads((s / "s2_lr" / "metrics.json").read_text())
+    m.update(started_at=m["started_at"] + 100, run_dir=str(s / "s2_lr"))
+    (s / "s2_lr" / "metrics.json").write_text(json.dumps(m))
+    assert len(load_rows([s])) == 3
 
 
 def test_report_allows_a_failed_run_beside_its_ok_rerun(sweep):

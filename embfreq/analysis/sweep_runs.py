@@ -143,8 +143,11 @@ def read_run(run_dir: Path) -> Row:
     )
 
 
-# Keys that do not make a run another run: where it kept its files and how many threads it used.
-NOT_IDENTITY = ("cache_dir", "data.cache_dir", "resume", "threads", "data.num_workers")
+# Keys that do not make a run another run: where it kept its files, how many threads it used, and
+# what it showed or logged (the divergence guard changes no number of a run it does not stop).
+NOT_IDENTITY = ("cache_dir", "data.cache_dir", "resume", "threads", "data.num_workers", "analysis",
+                "trainer.enable_progress_bar", "trainer.enable_model_summary")
+NOT_IDENTITY_ROOTS = ("logger", "callbacks.divergence")
 # The data settings that decide what a run trains and is tested on (`ProcessedData.fingerprint`).
 DATA_SOURCE = ("path", "bundled", "url", "sha256", "format", "columns", "sep", "min_rating",
                "min_user_interactions", "min_item_interactions", "drop_duplicates")
@@ -156,7 +159,8 @@ def run_identity(r: Row) -> str | None:
         return None
     import json
 
-    ident = {k: v for k, v in r.config.items() if k not in NOT_IDENTITY}
+    ident = {k: v for k, v in r.config.items() if k not in NOT_IDENTITY
+             and not any(k == root or k.startswith(root + ".") for root in NOT_IDENTITY_ROOTS)}
     return json.dumps(ident, sort_keys=True, default=str)
 
 
