@@ -114,8 +114,8 @@ def test_header_line_of_a_seq_file_is_refused(tmp_path):
     ("pairs", "user item\n1 2\n1 3\n2 3\n", "line 1: non-integer id 'user'"),
     ("seq_stray_word", "1 2 3 4\n2 3 4 5\n3 4 5 x7\n", "line 3: non-integer id 'x7'"),
     ("seq_comment", "1 2 3 4\n\n# end of file\n", "line 3: non-integer id '#'"),
-    ("csv_repeated_header", "user,item\n1,2\n1,3\nuser,item\n2,3\n", "data row 3: non-integer id 'user' in a file whose "
-                                                                      "other user and item ids are integers"),
+    ("csv_repeated_header", "user,item\n1,2\n1,3\nuser,item\n2,3\n",
+     "data row 3: non-integer id 'user' in a file whose other user and item ids are integers"),
 ])
 def test_stray_lines_among_integer_ids(tmp_path, name, text, match):
     f = tmp_path / {"pairs": "x.pairs", "csv_repeated_header": "x.csv"}.get(name, "x.txt")
