@@ -62,6 +62,16 @@ def test_a_default_name_that_meets_a_mapped_one_is_one_column_twice(tmp_path):
         read_interactions(f, item_col="user_id")
 
 
+@pytest.mark.parametrize("name,header", [("x.csv", "user,item,item"), ("x.inter", "user_id:token\titem_id:token\t"
+                                                                               "user_id:float")])
+def test_a_header_naming_a_used_column_twice(tmp_path, name, header):
+    f = tmp_path / name
+    sep = "\t" if name.endswith(".inter") else ","
+    f.write_text(header + "\n" + sep.join(["1", "2", "3"]) + "\n")
+    with pytest.raises(DataError, match=r"the header names the (user|item) column '(item|user_id)' twice"):
+        read_interactions(f)
+
+
 def test_columns_for_a_format_without_columns(tmp_path):
     f = write_seq(tmp_path / "x.txt", synthetic_seqs(num_users=20, num_items=15))
     refused(tmp_path, f, ConfigError, "is read as format=seq, which has none", "+data.columns.user=u")

@@ -261,9 +261,14 @@ def _table(
     ti = _find_column(header, time_names)
     roles: dict[int, str] = {}
     for role, col in (("user", ui), ("item", ii), ("rating", ri), ("time", ti)):
-        if col is not None and roles.setdefault(col, role) != role:
+        if col is None:
+            continue
+        if roles.setdefault(col, role) != role:
             raise DataError(f"{source}: column {shown[col]!r} is both the {roles[col]} and the {role} column "
                             f"(data.columns maps two roles to one column); columns found: {found}")
+        if header.count(header[col]) > 1:  # which of the two is meant cannot be told
+            raise DataError(f"{source}: the header names the {role} column {header[col]!r} twice; columns found: "
+                            f"{found}")
     number_cols = [c for c in (ri, ti) if c is not None]
     ncol = len(header)
 
