@@ -24,7 +24,7 @@ from embfreq.cli_args import error, run_app
 from embfreq.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
-from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore
+from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, load_checkpoint, read_metrics, run_config
 
 WHICH = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -76,16 +76,19 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
         raise UserError(f"{run_dir}: not a run directory (no such directory)")
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
+    metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
+    if metrics.get("status") == "failed" and str(metrics.get("error", "")).startswith("training diverged"):
+        raise UserError(f"{run_dir}: the run failed ({first_line(ValueError(metrics['error']))}); "
+                        "its checkpoints are no result to analyze")
     ckpt = checkpoint_path(run_dir, which)
     # torch.save writes a zip; a truncated file lacks its central directory (read from the end only).
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
-    metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
     _quiet()
     from embfreq.analysis.run_analysis import analyze_model, run_title
 
     try:
-        cfg, dm, model = restore(run_dir, which)
+        cfg, dm, model = _restore_checked(run_dir, which, metrics)
     except yaml.YAMLError as e:
         raise UserError(f"{run_dir}: unreadable {CONFIG} ({first_line(e)})") from None
     per_item = run_test_pass(model, dm, cfg, run_dir, accelerator)
@@ -102,6 +105,28 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     metrics["analysis"] = summary
     write_json(run_dir / METRICS, metrics)
     return summary
+
+
+def _restore_checked(run_dir: Path, which: str, metrics: dict):
+    """`restore`, with the run's record checked first: its config.yaml and the data it names must be
+    what the run trained on, else items.csv and the figures would describe other data than metrics.json."""
+    from embfreq.builders import build_datamodule, build_model
+    from embfreq.integrity import check_config_unchanged, check_data_unchanged, read_run_state
+
+    state = read_run_state(run_dir)
+    recorded = run_config(run_dir)
+    check_config_unchanged(run_dir, recorded, state, "analyze")
+    cfg = recorded
+    dm = build_datamodule(cfg)
+    dm.setup("test")
+    check_data_unchanged(run_dir, dm.data.fingerprint(), dm.num_items, state, metrics, "analyze")
+    model = build_model(cfg, dm)
+    ckpt = load_checkpoint(checkpoint_path(run_dir, which))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({first_line(e)})") from None
+    return cfg, dm, model.eval()
 
 
 def _fmt(x, spec: str = ".4f") -> str:

@@ -397,9 +397,11 @@ def test_exact_duplicate_interactions_are_reported_and_can_be_dropped(tmp_path, 
     rows = [("a", "1", 1), ("a", "2", 2), ("a", "3", 3), ("a", "4", 4), ("a", "4", 4),
             ("b", "1", 1), ("b", "2", 2), ("b", "3", 3), ("b", "5", 3)]  # b: same time, other item: fine
     f.write_text("user,item,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
-    with caplog.at_level("WARNING"):
-        kept = load_processed(path=str(f), format="csv")
+    with caplog.at_level("WARNING"), pytest.raises(DataError, match=r"degenerate split: 1 of 2 users \(50%\) have "
+                                                                    r"the same validation and test item"):
+        load_processed(path=str(f), format="csv")  # half the users: refused (issue 33)
     assert "1 exact duplicate interactions" in caplog.text
+    kept = load_processed(path=str(f), format="csv", max_valid_equals_test=0.5)
     a = list(kept.seqs.user_ids).index("a")
     assert kept.split.valid[a] == kept.split.test[a]  # the failure mode being reported
     caplog.clear()

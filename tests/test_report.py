@@ -165,7 +165,7 @@ def test_run_dirs_and_out_dir(sweep, tmp_path):
     rep = make_report([a, b], tmp_path / "out")
     assert {r.run_dir.name for r in rep.rows} == {a.name, b.name}
     assert read_csv(tmp_path / "out" / "runs.csv")["2_l0_u5_s1"]["baseline_runs"] == "1"
-    other = fake_run(tmp_path / "elsewhere", "x")
+    other = fake_run(tmp_path / "elsewhere", "x", seed=9)  # another seed: the same one would be a duplicate
     with pytest.raises(ReportError, match="--out"):
         make_report([a, other])
     # a run without metrics.json (killed or still running) is listed, not an error

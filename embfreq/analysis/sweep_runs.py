@@ -9,6 +9,7 @@ from pathlib import Path
 from embfreq.analysis.baselines import assign_baselines, assign_variants
 from embfreq.band import band_label, bound_order
 from embfreq.errors import UserError, first_line
+from embfreq.integrity import check_config_unchanged, read_run_state
 from embfreq.io import flatten
 from embfreq.run_dir import CONFIG, METRICS, read_metrics
 
@@ -36,6 +37,7 @@ class Row:
     metrics: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)  # flattened: dotted key -> value
     variant: str = ""  # config differences from the other runs of the same model and data
+    state: dict = field(default_factory=dict)  # run_state.json: what the run recorded at its start
     baseline: dict = field(default_factory=dict)  # hr, ndcg, runs (how many baselines were averaged)
 
     @property
@@ -71,6 +73,8 @@ class Row:
 def load_rows(paths) -> list[Row]:
     """Every run under `paths`, with its variant and baseline, in report order."""
     rows = [read_run(d) for d in find_run_dirs(paths)]
+    check_duplicates(rows)
+    check_same_data(rows)
     assign_variants(rows)
     assign_baselines(rows)
     rows.sort(key=_row_order)
@@ -111,6 +115,12 @@ def _is_run_dir(p: Path) -> bool:
 def read_run(run_dir: Path) -> Row:
     """One run's row; a metrics.json or config.yaml that exists but cannot be parsed is an error."""
     config = _read_config(run_dir / CONFIG) if (run_dir / CONFIG).is_file() else {}
+    try:
+        state = read_run_state(run_dir) or {}
+        if config:
+            check_config_unchanged(run_dir, config, state, "report it")
+    except UserError as e:
+        raise ReportError(str(e)) from None
     if not (run_dir / METRICS).is_file():
         m = {}
         status, reason = "missing", f"no {METRICS}: the job is unfinished or was killed"
@@ -130,9 +140,67 @@ def read_run(run_dir: Path) -> Row:
     return Row(
         run_dir=run_dir, status=status, reason=reason, model=pick("model", "model.name"),
         data=pick("data", "data.name"), seed=as_int(pick("seed")), lower_freq=as_number(pick("lower_freq")),
-        upper_freq=as_number(pick("upper_freq")), neighbours=substitute(pick("neighbours", "item_table.neighbours"), flat), metrics=m,
-        config=flat,
+        upper_freq=as_number(pick("upper_freq")), neighbours=substitute(pick("neighbours", "item_table.neighbours"), flat),
+        metrics=m, config=flat, state=state,
     )
+
+
+# Keys that do not make a run another run: where it kept its files, how many threads it used, and
+# what it showed or logged (the divergence guard changes no number of a run it does not stop).
+NOT_IDENTITY = ("cache_dir", "data.cache_dir", "resume", "threads", "data.num_workers", "analysis",
+                "trainer.enable_progress_bar", "trainer.enable_model_summary")
+NOT_IDENTITY_ROOTS = ("logger", "callbacks.divergence")
+# The data settings that decide what a run trains and is tested on (`ProcessedData.fingerprint`).
+DATA_SOURCE = ("path", "bundled", "url", "sha256", "format", "columns", "sep", "min_rating",
+               "min_user_interactions", "min_item_interactions", "drop_duplicates")
+
+
+def run_identity(r: Row) -> str | None:
+    """A run is its config (paths and thread counts aside) and seed; None for a run without a config."""
+    if not r.config:
+        return None
+    import json
+
+    ident = {k: v for k, v in r.config.items() if k not in NOT_IDENTITY
+             and not any(k == root or k.startswith(root + ".") for root in NOT_IDENTITY_ROOTS)}
+    return json.dumps(ident, sort_keys=True, default=str)
+
+
+def check_duplicates(rows: list[Row]) -> None:
+    """Two results of one run would count as two seeds (mean and spread wrong): a copied run dir, or a
+    rerun of the same config and seed. Refused with one line naming both dirs; a failed, skipped or
+    unfinished duplicate adds no number and is allowed (a rerun after a failure)."""
+    seen: dict[str, Row] = {}
+    for r in rows:
+        if not r.ok:
+            continue
+        keys = [run_identity(r)]
+        started = r.metrics.get("started_at")
+        if started is not None and r.metrics.get("run_dir"):  # a copy of a run without its config.yaml
+            keys.append(f"copy of {r.metrics['run_dir']} started at {started}")
+        for key in filter(None, keys):
+            other = seen.setdefault(key, r)
+            if other is not r:
+                raise ReportError(f"duplicate runs (same config and seed {r.seed}): {other.run_dir} and {r.run_dir}; "
+                                  "remove one: the report would count them as two seeds")
+
+
+def check_same_data(rows: list[Row]) -> None:
+    """Runs with the same data settings must have trained on the same data (by the fingerprint each
+    recorded): a data file that changed between runs makes their comparison meaningless."""
+    first: dict[str, Row] = {}
+    for r in rows:
+        fp = r.state.get("data_fingerprint")
+        if not r.ok or not r.config or fp is None:
+            continue
+        import json
+
+        key = json.dumps({k: r.config.get(f"data.{k}") for k in DATA_SOURCE} | {"name": r.data}, sort_keys=True,
+                         default=str)
+        other = first.setdefault(key, r)
+        if other.state["data_fingerprint"] != fp:
+            raise ReportError(f"runs on data={r.data} trained on different data (their data fingerprints differ): "
+                              f"{other.run_dir} and {r.run_dir}; the data file changed between them")
 
 
 def substitute(neighbours, flat: dict):

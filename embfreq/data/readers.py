@@ -149,10 +149,35 @@ def _object_array(values: list) -> np.ndarray:
     return arr
 
 
+def _integer_like(token: str) -> bool:
+    return token.lstrip("+-").isdigit() and token.isascii()
+
+
+def _check_stray_ids(lines, source: str, what: str) -> None:
+    """`lines`: (where, ids) per record, where is "line 3" or "data row 3". A file whose ids are
+    integers in every record but a few (at most 1% of them, at least one) has a header or stray text
+    there: its tokens would become a made-up user with made-up items. Refused, naming the first such
+    record. A file of string ids, or one that mixes both kinds in many records, is read as written."""
+    n, bad, first = 0, 0, None
+    for where, ids in lines:
+        n += 1
+        if not all(map(_integer_like, ids)):
+            bad += 1
+            if first is None:
+                first = (where, next(t for t in ids if not _integer_like(t)))
+    if not bad or bad == n or bad > max(1, n // 100):
+        return
+    where, token = first
+    more = f" (and {bad - 1} more record(s) like it)" if bad > 1 else ""
+    raise DataError(f"{source} {where}: non-integer id {token!r} in a file whose other {what} ids are "
+                    f"integers{more}: a header or stray line would become a made-up user; remove it")
+
+
 def _read_seq(text: str, source: str) -> RawInteractions:
     seq_users: list[str] = []
     lengths: list[int] = []
     items: list[str] = []
+    linenos: list[int] = []
     for lineno, line in enumerate(text.split("\n"), 1):
         parts = line.split()
         if not parts:
@@ -161,8 +186,12 @@ def _read_seq(text: str, source: str) -> RawInteractions:
             raise DataError(f"{source} line {lineno}: expected 'user item [item ...]', got a user with no items")
         seq_users.append(parts[0])
         lengths.append(len(parts) - 1)
+        linenos.append(lineno)
         del parts[0]
         items.extend(parts)
+    ends = np.cumsum(lengths).tolist()
+    _check_stray_ids(((f"line {ln}", [u, *items[e - k:e]]) for ln, u, k, e in zip(linenos, seq_users, lengths, ends)),
+                     source, "user and item")
     # One user id per line, repeated per item: avoids building a per-interaction list.
     users = np.repeat(_object_array(seq_users), np.asarray(lengths, dtype=np.int64))
     return RawInteractions(users, _object_array(items), None, None, source)
@@ -171,13 +200,16 @@ def _read_seq(text: str, source: str) -> RawInteractions:
 def _read_pairs(text: str, source: str) -> RawInteractions:
     users: list[str] = []
     items: list[str] = []
+    linenos: list[int] = []
     for lineno, line in enumerate(text.split("\n"), 1):
         parts = line.split()
         if len(parts) == 2:
             users.append(parts[0])
             items.append(parts[1])
+            linenos.append(lineno)
         elif parts:
             raise DataError(f"{source} line {lineno}: expected 'user item', got {len(parts)} columns")
+    _check_stray_ids(((f"line {ln}", (u, i)) for ln, u, i in zip(linenos, users, items)), source, "user and item")
     return RawInteractions(_object_array(users), _object_array(items), None, None, source)
 
 
@@ -254,6 +286,16 @@ def _table(
         raise DataError(f"{source}: no item column {' or '.join(map(repr, item_names))}; columns found: {found}")
     ri = _find_column(header, rating_names)
     ti = _find_column(header, time_names)
+    roles: dict[int, str] = {}
+    for role, col in (("user", ui), ("item", ii), ("rating", ri), ("time", ti)):
+        if col is None:
+            continue
+        if roles.setdefault(col, role) != role:
+            raise DataError(f"{source}: column {shown[col]!r} is both the {roles[col]} and the {role} column "
+                            f"(data.columns maps two roles to one column); columns found: {found}")
+        if header.count(header[col]) > 1:  # which of the two is meant cannot be told
+            raise DataError(f"{source}: the header names the {role} column {header[col]!r} twice; columns found: "
+                            f"{found}")
     number_cols = [c for c in (ri, ti) if c is not None]
     ncol = len(header)
 
@@ -288,6 +330,8 @@ def _table(
         return users, items, numbers
 
     users, items, numbers = scan(check=False)
+    _check_stray_ids(((f"data row {k + 1}", (u, i)) for k, (u, i) in enumerate(zip(users, items))),
+                     source, f"{shown[ui]} and {shown[ii]}")
     arrays = [_floats(raw) for raw in numbers]
     if any(a is None for a in arrays):
         scan(check=True)  # raises with the line number
