@@ -24,7 +24,7 @@ from embfreq.cli_args import error, run_app
 from embfreq.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
-from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, load_checkpoint, read_metrics, run_config
+from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore, run_config
 
 WHICH = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -110,23 +110,12 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
 def _restore_checked(run_dir: Path, which: str, metrics: dict):
     """`restore`, with the run's record checked first: its config.yaml and the data it names must be
     what the run trained on, else items.csv and the figures would describe other data than metrics.json."""
-    from embfreq.builders import build_datamodule, build_model
     from embfreq.integrity import check_config_unchanged, check_data_unchanged, read_run_state
 
     state = read_run_state(run_dir)
-    recorded = run_config(run_dir)
-    check_config_unchanged(run_dir, recorded, state, "analyze")
-    cfg = recorded
-    dm = build_datamodule(cfg)
-    dm.setup("test")
-    check_data_unchanged(run_dir, dm.data.fingerprint(), dm.num_items, state, metrics, "analyze")
-    model = build_model(cfg, dm)
-    ckpt = load_checkpoint(checkpoint_path(run_dir, which))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, RuntimeError) as e:
-        raise UserError(f"{run_dir}: checkpoint does not fit the run's model ({first_line(e)})") from None
-    return cfg, dm, model.eval()
+    check_config_unchanged(run_dir, run_config(run_dir), state, "analyze")
+    return restore(run_dir, which, check=lambda cfg, dm: check_data_unchanged(
+        run_dir, dm.data.fingerprint(), dm.num_items, state, metrics, "analyze"))
 
 
 def _fmt(x, spec: str = ".4f") -> str:

@@ -64,13 +64,16 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"{path}: unreadable checkpoint ({type(e).__name__}: {first_line(e)})") from None
 
 
-def restore(run_dir: str | Path, which: str = "best"):
-    """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode."""
+def restore(run_dir: str | Path, which: str = "best", check=None):
+    """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode.
+    `check(cfg, dm)`, when given, runs once the data is loaded and before the model is built."""
     from embfreq.builders import build_datamodule, build_model
 
     cfg = run_config(run_dir)
     dm = build_datamodule(cfg)
     dm.setup("test")
+    if check is not None:
+        check(cfg, dm)
     model = build_model(cfg, dm)
     ckpt = load_checkpoint(checkpoint_path(run_dir, which))
     try:
