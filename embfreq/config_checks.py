@@ -43,9 +43,6 @@ def check_config(cfg: DictConfig) -> None:
     _choice(cfg, "neighbours", NEIGHBOURS)
     for key in ("eval_every", "patience", "trainer.max_epochs", "data.batch_size", "data.eval_batch_size"):
         _int(cfg, key, 1)
-    if int(cfg.trainer.max_epochs) < int(cfg.eval_every):
-        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} < eval_every={cfg.eval_every}: the run would "
-                          "never validate (no best checkpoint, no test); lower eval_every")
     _int(cfg, "data.maxlen", 1)
     net_maxlen = OmegaConf.select(cfg, "model.net.maxlen")
     if net_maxlen is not None and net_maxlen != cfg.data.maxlen:  # positions the windows never fill, or too few

@@ -120,17 +120,26 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if _rank_zero():
         check_or_record_run_state(run_dir, recorded, dm.data.fingerprint())
     model = build_model(cfg, dm)
+    if _rank_zero():
+        print(dataset_summary(cfg, dm, model), flush=True)
     ckpt_dir = run_dir / "checkpoints"
     callbacks, best_cb, stop_cb = build_callbacks(cfg, ckpt_dir)
     loggers = build_loggers(cfg, run_dir)
-    from embfreq.callbacks import EpochSeed, KeepStopped, RunProgressBar
+    from embfreq.callbacks import EpochLines, EpochSeed, KeepStopped, RunProgressBar, ValidateLastEpoch
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
-    callbacks += [EpochSeed(int(cfg.seed))] + ([KeepStopped(stop_cb)] if stop_cb is not None else [])
+    callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every))]
+    callbacks += [KeepStopped(stop_cb)] if stop_cb is not None else []
+    bar = cfg.trainer.get("enable_progress_bar")  # unset: a bar on a terminal, one line per epoch elsewhere
+    if bar or (bar is None and sys.stdout.isatty()):
+        callbacks.append(RunProgressBar(cfg.monitor.metric))
+    elif bar is None:
+        callbacks.append(EpochLines(cfg.monitor.metric))
     trainer_args = {
         "plugins": [AtomicCheckpointIO()],  # a failed save never damages the previous checkpoint
-        "check_val_every_n_epoch": int(cfg.eval_every),
-        "callbacks": callbacks + ([RunProgressBar(cfg.monitor.metric)] if cfg.trainer.get("enable_progress_bar", True) else []),
+        "check_val_every_n_epoch": int(cfg.eval_every),  # and the last epoch always (ValidateLastEpoch)
+        "callbacks": callbacks,
+        "enable_progress_bar": bool(bar) or (bar is None and sys.stdout.isatty()),
         "logger": loggers or False,
         "deterministic": cfg.get("deterministic", "warn"),
         "use_distributed_sampler": False,
@@ -175,6 +184,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                                weights_only=True)
     t_test = time.time() - t2
     test = dict(getattr(model, "last_test", {})) or _scalars(test_out[0] if test_out else {}, "test/")
+    partial = partial_evaluation(trainer, tester, dm)
     best_epoch = None
     if best_path:
         from embfreq.run_dir import load_checkpoint
@@ -183,7 +193,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         best_epoch = int(ck["epoch"])
         val = {k: float(v) for k, v in ck.get("embfreq_val_metrics", {}).items()} or val
     result = {
-        "status": "ok",
+        "status": "partial" if partial else "ok",
+        **({"partial": partial, "reason": "partial evaluation (" + "; ".join(f"{k}: {v}" for k, v in partial.items())
+            + "): its metrics are not comparable with full runs"} if partial else {}),
         "model": cfg.model.name,
         "data": cfg.data.name,
         "seed": int(cfg.seed),
@@ -213,10 +225,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if trainer.is_global_zero:
         from embfreq.analysis.per_user import write_test_users
 
-        ranks = model.test_user_ranks.numpy()
-        test_targets = dm.data.split.test
-        freq = dm.data.item_freq
-        write_test_users(run_dir, ranks, test_targets, freq[test_targets])
+        if "test" not in partial:  # per-user ranks of some users only: no paired comparison from them
+            ranks = model.test_user_ranks.numpy()
+            test_targets = dm.data.split.test
+            freq = dm.data.item_freq
+            write_test_users(run_dir, ranks, test_targets, freq[test_targets])
         # HPARAMS-tab metrics under hp/: under their own names they would add a false step-0 point
         # to the val/* and test/* curves
         from pytorch_lightning.loggers import TensorBoardLogger
@@ -226,7 +239,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                 logger.log_hyperparams(hparams(cfg, result), {f"hp/{k.replace('/', '_')}": v for k, v in {**test, **val}.items()})
             else:
                 logger.log_hyperparams(hparams(cfg, result))
-        if cfg.analysis:
+        if cfg.analysis and not partial:
             from embfreq.analysis.run_analysis import analyze_model
 
             board = next((lg for lg in loggers if hasattr(getattr(lg, "experiment", None), "add_figure")), None)
@@ -234,6 +247,57 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         result["finished_at"] = time.time()
         write_json(run_dir / "metrics.json", result)
     return result
+
+
+def dataset_summary(cfg: DictConfig, dm, model) -> str:
+    """What the run trains on, printed at its start."""
+    st = dm.data.stats()
+    n, in_band = st["items"], int(model.items.num_in_band)
+    if cfg.lower_freq is None and cfg.upper_freq is None:
+        band = "no band (every item has its own vector)"
+    else:
+        lo = 0 if cfg.lower_freq is None else cfg.lower_freq
+        hi = "inf)" if cfg.upper_freq is None else f"{cfg.upper_freq}]"
+        band = f"band [{lo}, {hi}: {in_band:,} items in band ({in_band / max(n, 1):.1%})"
+    return (f"embfreq: data {cfg.data.name}: {st['users']:,} users, {n:,} items, {st['interactions']:,} interactions "
+            f"({st['train_interactions']:,} for training); {band}; model {cfg.model.name}, seed {cfg.seed}")
+
+
+def _full_batches(loaders) -> int | None:
+    try:
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        return sum(len(dl) for dl in loaders)
+    except TypeError:  # no length: cannot tell
+        return None
+
+
+def partial_evaluation(trainer, tester, dm) -> dict:
+    """{"val": ..., "test": ...} for each evaluation that saw only some of its batches
+    (fast_dev_run, limit_val_batches, limit_test_batches); {} when both were complete."""
+    out = {}
+    if trainer.fast_dev_run:
+        out["fit"] = f"fast_dev_run={trainer.fast_dev_run}"
+    checks = (("val", trainer.num_val_batches, dm.val_dataloader), ("test", tester.num_test_batches, dm.test_dataloader))
+    for name, done, loaders in checks:
+        full = _full_batches(loaders())
+        seen = sum(int(b) for b in done) if done else 0
+        if full is not None and seen < full:
+            out[name] = f"{seen} of {full} batches"
+    return out
+
+
+def metrics_table(result: dict) -> str:
+    """The test metrics at 5, 10 and 20 as a small table, with the best epoch."""
+    test = result.get("test", {})
+    ks = [k for k in (5, 10, 20) if f"test/ndcg@{k}" in test]
+    lines = ["         " + "".join(f"{f'@{k}':>9}" for k in ks)]
+    for name in ("hr", "ndcg", "mrr"):
+        lines.append(f"test {name.upper():<4}" + "".join(f"{test.get(f'test/{name}@{k}', float('nan')):9.4f}" for k in ks))
+    best = result.get("best_epoch")
+    val = result.get("val", {}).get("val/ndcg@10")
+    lines.append(f"best epoch {best + 1 if best is not None else 'none'} of {result.get('epochs_trained')}"
+                 + (f" (val NDCG@10 {val:.4f})" if val is not None else ""))
+    return "\n".join(lines)
 
 
 def _epochs_trained(trainer, ckpt_dir: Path, spawned: bool) -> int:
@@ -325,6 +389,9 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         return {"status": "failed"}
     t = result.get("test", {})
     if _rank_zero():
+        print(metrics_table(result), flush=True)
+        if result.get("status") == "partial":
+            print(f"embfreq: {result['reason']}", flush=True)
         print(f"embfreq: test HR@10={t.get('test/hr@10', float('nan')):.4f} "
               f"NDCG@10={t.get('test/ndcg@10', float('nan')):.4f}  run dir: {run_dir}", flush=True)
     return result

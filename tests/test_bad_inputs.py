@@ -91,7 +91,6 @@ CONFIG_CASES = {
     "maxlen_zero": (["data.maxlen=0"], r"data.maxlen must be an integer >= 1, got 0"),
     "eval_every_zero": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0"),
     "max_epochs_zero": (["trainer.max_epochs=0"], r"trainer.max_epochs must be an integer >= 1, got 0"),
-    "never_validates": (["trainer.max_epochs=3", "eval_every=5"], r"trainer.max_epochs=3 < eval_every=5: the run would never validate"),
     "normalization_vocabulary": (["data.normalization=foo"], r"data.normalization must be one of \('left', 'sym', 'none'\), got 'foo'"),
     "max_neighbours_negative": (["data.max_neighbours=-1"], r"data.max_neighbours must be an integer >= 1 or null, got -1"),
     "threads_negative": (["threads=-2"], r"threads must be an integer >= 1 or null, got -2"),
