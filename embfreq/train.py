@@ -452,10 +452,38 @@ def _resume_run_dir_args(argv: list[str]) -> list[str]:
     return [f"hydra.run.dir={dirs[0]}", "hydra.output_subdir=null"]
 
 
+def _baseline_switch(argv: list[str]) -> list[str]:
+    """`baseline=false` (or true) on the command line: the sweeper's switch for the no-band jobs."""
+    return [f"hydra.sweeper.{a}" if a.partition("=")[0] == "baseline" else a for a in argv]
+
+
+def _register_sweeper() -> None:
+    """Hydra finds plugins by scanning the hydra_plugins namespace, which some editable installs hide;
+    the sweeper of train.yaml is registered by name here as well."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.embfreq_sweeper.embfreq_sweeper import EmbfreqSweeper
+
+    name = f"{EmbfreqSweeper.__module__}.{EmbfreqSweeper.__name__}"
+    Plugins.instance().class_name_to_class.setdefault(name, EmbfreqSweeper)
+
+
 def cli() -> None:
-    """`embfreq-train` and `python -m embfreq.train`."""
-    sys.argv += _resume_run_dir_args(sys.argv[1:])
+    """`embfreq-train` and `python -m embfreq.train`: the overrides are checked first (a mistake is one
+    line and exit 2, before Hydra makes a run dir); a sweep exits non-zero when a job failed."""
+    from embfreq import sweep
+    from embfreq.cli_args import check_train_overrides, error, open_mappings
+
+    _register_sweeper()
+    argv = open_mappings(_baseline_switch(sys.argv[1:]))
+    try:
+        check_train_overrides(argv)
+    except UserError as e:
+        sys.exit(error(e))
+    sys.argv = [sys.argv[0], *argv, *_resume_run_dir_args(argv)]
     main()
+    if sweep.exit_code:
+        sys.exit(sweep.exit_code)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,26 @@ def tiny_args(path, epochs=1):
             "analysis=false", "trainer=cpu"]
 
 
-def sweep(tmp_path, *overrides, timeout=600):
-    """Run `python -m embfreq.train -m ...` into tmp_path/sweep with its own data cache."""
+def sweep(tmp_path, *overrides, timeout=600, rc=0, name="sweep"):
+    """Run `python -m embfreq.train -m ...` into tmp_path/<name> with its own data cache."""
     env = {**os.environ, "EMBFREQ_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "embfreq.train", "-m", *overrides,
-                          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          f"hydra.sweep.dir={tmp_path / name}"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp_path / "sweep", out
+    assert out.returncode == rc, out.stdout[-3000:] + out.stderr[-3000:]
+    return tmp_path / name, out
+
+
+def summary_rows(stdout):
+    """The end-of-sweep table: {job number: (status, run dir name)}."""
+    lines = stdout[stdout.index("job  cell"):].splitlines()[1:]
+    rows = {}
+    for line in lines:
+        if not line[:1].isdigit() or " jobs: " in line:
+            break
+        parts = line.split()
+        rows[int(parts[0])] = (next(p for p in parts if p in ("ok", "failed", "skipped", "crashed", "partial")), parts[-1])
+    return rows
 
 
 def runs(sweep_dir):
@@ -49,10 +61,15 @@ def data_file(tmp_path):
 def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, data_file):
     # 8 jobs: (10, 5) is skipped for both head counts; num_heads=3 does not divide embedding_dim 64, so
     # those jobs fail; the sweep goes on and trains the baseline and two bands with one head.
+    # exit 1: jobs failed; the end-of-sweep table lists every job with its status and run dir
     sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=null,10", "upper_freq=null,5",
-                           "model.net.num_heads=1,3")
+                           "model.net.num_heads=1,3", rc=1)
     ms = runs(sweep_dir)
     assert len(ms) == 8 and all((sweep_dir / name / "config.yaml").is_file() for name in ms)
+    table = summary_rows(out.stdout)
+    assert {d: s for s, d in table.values()} == {name: m["status"] for name, m in ms.items()}
+    assert "8 jobs: 3 ok, 3 failed, 2 skipped" in out.stdout and "not divisible by num_heads 3" in out.stdout
+    assert (sweep_dir / "summary.txt").read_text().startswith("job  cell")
     status = {(m["lower_freq"], m["upper_freq"], _heads(sweep_dir / name)): m["status"] for name, m in ms.items()}
     assert status == {(None, None, 1): "ok", (None, 5, 1): "ok", (10, None, 1): "ok", (10, 5, 1): "skipped",
                       (None, None, 3): "failed", (None, 5, 3): "failed", (10, None, 3): "failed",
@@ -96,6 +113,54 @@ def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, 
     # the band runs of the ok variant have a same-seed baseline with per-user files: paired figures
     assert {"frontier_sasrec_custom_model.net.num_heads=1.png", "frontier_sasrec_custom_model.net.num_heads=1.pdf",
             "buckets_sasrec_custom_model.net.num_heads=1.png"} <= names, sorted(names)
+
+
+def test_band_grid_gets_its_baseline_exits_0_and_reports_deltas(tmp_path, data_file):
+    # the card's grid at a short budget (eval_every left at 5 > max_epochs): 6 cells, (10, 5) skipped,
+    # plus the no-band job the sweeper adds; every band cell gets a delta against it
+    args = [*tiny_args(data_file, epochs=2), "eval_every=5", "lower_freq=0,5,10", "upper_freq=5,20"]
+    sweep_dir, out = sweep(tmp_path, *args)
+    ms = runs(sweep_dir)
+    status = {(m["lower_freq"], m["upper_freq"]): m["status"] for m in ms.values()}
+    assert status == {(0, 5): "ok", (0, 20): "ok", (5, 5): "ok", (5, 20): "ok", (10, 5): "skipped", (10, 20): "ok",
+                      (None, None): "ok"}, status
+    assert all(m["best_epoch"] == 1 and "test/ndcg@10" in m["test"] for m in ms.values() if m["status"] == "ok")
+    plan = json.loads((sweep_dir / "jobs.json").read_text())["jobs"]
+    assert [j["added_baseline"] for j in plan] == [False] * 6 + [True]
+    assert plan[6]["overrides"][-2:] == ["lower_freq=null", "upper_freq=null"]
+    assert "1 no-band baseline job(s) added" in out.stdout and "7 jobs: 6 ok, 1 skipped" in out.stdout
+    make_report([sweep_dir])
+    with open(sweep_dir / "summary.csv", newline="") as f:
+        summary = [r for r in csv.DictReader(f) if r["band"] != "baseline" and r["seeds"]]
+    assert len(summary) == 5 and all(r["delta_ndcg10"] and r["delta_ci_low"] and r["delta_ci_high"] for r in summary)
+
+    # baseline=false: the grid as typed; the report names the band runs without a baseline and how to add it
+    sweep_dir, out = sweep(tmp_path, *args, "baseline=false", name="nobase")
+    assert len(runs(sweep_dir)) == 6 and "added" not in out.stdout
+    rep = make_report([sweep_dir])
+    assert "Note: no baseline for sasrec · custom · seed 1 (5 band run(s)" in rep.summary
+    assert "lower_freq=null upper_freq=null" in rep.summary and "data=custom" in rep.summary.split("add it with:")[1]
+    # a job the sweep planned but never started (SIGTERM) counts as missing, by jobs.json
+    import shutil
+
+    gone = next(d for d in sweep_dir.iterdir() if d.name.startswith("5_"))
+    shutil.rmtree(gone)
+    rep = make_report([sweep_dir], tmp_path / "rep")
+    missing = [r for r in rep.rows if r.status == "missing"]
+    assert len(missing) == 1 and missing[0].reason.startswith("never started") and "lower_freq=10" in missing[0].reason
+    assert "1 planned job(s) never started" in rep.summary
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo' (in every job of the sweep"),
+    (["model=sasrec,sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
+    (["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+])
+def test_sweep_mistake_is_refused_once_before_any_job(tmp_path, data_file, args, msg):
+    sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=0,5", *args, rc=2)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"embfreq: error: {msg}"), out.stderr
+    assert not sweep_dir.exists() and "job  cell" not in out.stdout
 
 
 def tensorboard_hparams_runs(logdir):

@@ -14,8 +14,16 @@ def item_table_tag(item_table, neighbours) -> str:
     return "-".join([str(name)] + [f"{k}{v}" for k, v in params])
 
 
+def schema_help() -> str:
+    """The top-level keys of embfreq.config_checks.SCHEMA for `--help` (imported only then)."""
+    from embfreq.config_checks import help_lines
+
+    return help_lines()
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("item_table_tag", item_table_tag, replace=True)
+    OmegaConf.register_new_resolver("embfreq_schema_help", schema_help, replace=True)
 
 
 register_resolvers()
