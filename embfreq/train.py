@@ -22,13 +22,17 @@ import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir n
 from embfreq.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
 from embfreq.config_checks import check_config
 from embfreq.config_layout import upgrade
-from embfreq.errors import DataError, RunInterrupted, TrainingDiverged, UserError
+from embfreq.errors import (DataError, RunDirInUse, RunFailed, RunInterrupted, TrainingDiverged, UserError,
+                            first_line)
 from embfreq.io import write_json, write_text
 
 log = logging.getLogger("embfreq.train")
 
 
 RUN_STATE = "run_state.json"
+LOCK = ".embfreq.lock"
+FINISHED = ("ok", "partial")  # statuses whose results a new run never deletes
+_training_started = False  # set when trainer.fit begins: errors before it leave no run dir
 
 
 def check_or_record_run_state(run_dir: Path, cfg: DictConfig, data_fingerprint: str) -> None:
@@ -164,6 +168,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             raise UserError(f"{run_dir}: the run was moved (its checkpoints name {sorted(saved)[0]}); "
                             "resume it at its original path")
     # weights_only: our checkpoints hold tensors and plain values only; never unpickle arbitrary objects
+    global _training_started
+    _training_started = True
     with interruptible(trainer):
         trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     t_fit = time.time() - t1
@@ -349,16 +355,102 @@ def _rank_zero() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
+def claim_run_dir(run_dir: Path, resuming: bool):
+    """Lock the run dir for this process (filelock; released when it ends, also by a kill) and make
+    it ready: a new run never goes into a dir with a finished result or checkpoints, and the temp
+    files of a killed write are removed. Returns the held lock."""
+    from filelock import FileLock, Timeout
+
+    from embfreq.io import remove_temp_files
+    from embfreq.run_dir import read_metrics
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(run_dir / LOCK))
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirInUse(f"{run_dir}: in use by another embfreq process (it holds {LOCK}); wait for it to end "
+                          "or choose another run dir") from None
+    except OSError as e:
+        raise RunFailed(f"{run_dir}: cannot write the run dir ({e.strerror or first_line(e)})") from None
+    try:
+        if not resuming:
+            try:
+                status = read_metrics(run_dir).get("status")
+            except UserError as e:
+                raise RunDirInUse(f"{e}; a new run does not overwrite it: choose another run dir") from None
+            has_ckpt = any((run_dir / "checkpoints").glob("*.ckpt"))
+            if status in FINISHED or has_ckpt:
+                what = f"a finished run (metrics.json: status {status})" if status in FINISHED else "a run's checkpoints"
+                raise RunDirInUse(f"{run_dir}: holds {what}; a new run never overwrites it: choose another run dir "
+                                  f"(hydra.run.dir=...) or continue that run with resume={run_dir}")
+        remove_temp_files(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def environment_cause(e: BaseException, run_dir: Path) -> str | None:
+    """The machine's part in a failure, in one line: a full disk, an unwritable file, no memory."""
+    import errno
+    import shutil
+
+    chain, x = [], e
+    while x is not None and x not in chain and len(chain) < 10:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    for x in chain:
+        if isinstance(x, OSError) and x.errno == errno.ENOSPC:
+            return f"no space left on device writing {x.filename or run_dir}; free space or write the run elsewhere"
+        if isinstance(x, OSError) and x.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"cannot write {x.filename or run_dir}: {x.strerror} (a read-only or foreign dir?)"
+        text = str(x)
+        if isinstance(x, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+            return (f"out of memory ({first_line(x)}): a setting asks for more than this machine has, e.g. an "
+                    "item_table size far above the number of items in the band, or a large data.batch_size")
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return None
+    if free < 1 << 20:
+        return f"the disk of {run_dir} is full ({free} bytes free) ({type(e).__name__}: {first_line(e)})"
+    return None
+
+
 def run_job(cfg: DictConfig, run_dir: Path) -> dict:
     """One Hydra job: a user error ends a single run with one line; in a sweep the job records it and goes on."""
+    global _training_started
+    _training_started = False
+    run_dir = Path(run_dir)
     multirun = _is_multirun()
     base = {"model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "lower_freq": cfg.lower_freq,
             "upper_freq": cfg.upper_freq, "neighbours": cfg.neighbours, "run_dir": str(run_dir)}
+    lock = None
+    try:
+        if _rank_zero():  # DDP workers run inside the lock of their rank-0 process
+            lock = claim_run_dir(run_dir, bool(cfg.get("resume")))
+    except RunDirInUse as e:
+        if not multirun:
+            raise
+        log.error("failed: %s", e)  # no record: the dir is another run's
+        return {"status": "failed"}
+    try:
+        return _run_locked(cfg, run_dir, multirun, base)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, multirun: bool, base: dict) -> dict:
     if not cfg.get("resume") and _rank_zero():
-        # a new run into a used dir: the old results must not stand beside the new config
+        # a new run into a dir of a failed or skipped one: that record must not stand beside the new config
         for stale in ("metrics.json", "test_users.npz"):
             (run_dir / stale).unlink(missing_ok=True)
-        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        try:
+            write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        except OSError as e:
+            raise RunFailed(environment_cause(e, run_dir) or f"{run_dir}: cannot write config.yaml ({e})") from None
     if multirun and cfg.lower_freq is not None and cfg.upper_freq is not None and cfg.lower_freq > cfg.upper_freq:
         reason = f"lower_freq={cfg.lower_freq} > upper_freq={cfg.upper_freq}: empty band"
         write_json(run_dir / "metrics.json", {"status": "skipped", "reason": reason, **base})
@@ -373,18 +465,29 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"embfreq: {e}; continue with: python -m embfreq.train resume={run_dir}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     except UserError as e:
-        # a refused input leaves no result in a single run; a run that trained and diverged says so
-        if (multirun or isinstance(e, TrainingDiverged)) and _rank_zero():
-            write_json(run_dir / "metrics.json", {"status": "failed", "error": str(e), **base})
+        # a refused input leaves no result in a single run; a run that trained and failed says so
+        if (multirun or _training_started or isinstance(e, (TrainingDiverged, RunFailed))) and _rank_zero():
+            _record_failure(run_dir, {"status": "failed", "error": str(e), **base})
         if not multirun:
             raise
         log.error("failed: %s", e)
         return {"status": "failed"}
     except Exception as e:  # a sweep keeps going; the error is recorded with the job
+        cause = environment_cause(e, run_dir)
+        if cause is not None:  # the machine's fault, named in one line
+            if _rank_zero():
+                _record_failure(run_dir, {"status": "failed", "error": cause, **base})
+            if not multirun:
+                raise RunFailed(cause) from None
+            log.error("failed: %s", cause)
+            return {"status": "failed"}
         if not multirun:
+            if _training_started and _rank_zero():
+                _record_failure(run_dir, {"status": "failed", "error": f"{type(e).__name__}: {first_line(e)}",
+                                          "traceback": traceback.format_exc(), **base})
             raise
-        write_json(run_dir / "metrics.json", {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                                              "traceback": traceback.format_exc(), **base})
+        _record_failure(run_dir, {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                                  "traceback": traceback.format_exc(), **base})
         log.error("failed: %s: %s", type(e).__name__, e)
         return {"status": "failed"}
     t = result.get("test", {})
@@ -395,6 +498,36 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"embfreq: test HR@10={t.get('test/hr@10', float('nan')):.4f} "
               f"NDCG@10={t.get('test/ndcg@10', float('nan')):.4f}  run dir: {run_dir}", flush=True)
     return result
+
+
+def _record_failure(run_dir: Path, record: dict) -> None:
+    try:
+        write_json(run_dir / "metrics.json", record)
+    except OSError:  # a full or read-only disk: the one-line message is all there is
+        log.error("could not write the failed record into %s", run_dir)
+
+
+def _fresh(run_dir: Path) -> bool:
+    """Only what Hydra put there at the start of this call (.hydra/, the log): a dir this run made."""
+    try:
+        return {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK}
+    except OSError:
+        return False
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    """A refused or failed-before-training run leaves no dir: its own and the empty ones above it
+    that Hydra made (outputs/<date>/), up to the working dir."""
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cwd, parent = Path.cwd().resolve(), run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents:
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
 
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
@@ -428,6 +561,7 @@ def main(cfg: DictConfig) -> float | None:
 
     quiet_libraries()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    fresh = not cfg.get("resume") and _fresh(run_dir)
     try:
         if cfg.get("resume"):
             extra = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
@@ -437,8 +571,14 @@ def main(cfg: DictConfig) -> float | None:
             cfg, run_dir = resume_config(cfg)
         result = run_job(cfg, run_dir)
     except UserError as e:  # one line, no traceback; SystemExit passes through Hydra
+        if fresh and not (run_dir / "metrics.json").exists():
+            _remove_run_dir(run_dir)
         print(f"embfreq: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(e, "exit_code", 2))
+    except Exception:
+        if fresh and not _training_started:
+            _remove_run_dir(run_dir)
+        raise
     # what a sweeper (Optuna, Ax) optimises: the monitored validation metric, never test
     return result.get("val", {}).get(cfg.monitor.metric)
 
@@ -450,6 +590,21 @@ def _resume_run_dir_args(argv: list[str]) -> list[str]:
     if len(dirs) != 1 or any(a.startswith(("-m", "--multirun")) for a in argv) or not dirs[0]:
         return []
     return [f"hydra.run.dir={dirs[0]}", "hydra.output_subdir=null"]
+
+
+def _check_writable_output(argv: list[str]) -> None:
+    """The dir that will hold the run (or sweep) dirs can be written: else one line, before Hydra's
+    PermissionError traceback."""
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(key) and "${" not in a]
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
+        return  # --help, --cfg: no run dir
+    target = Path(given[-1] if given else ("multirun" if multirun else "outputs")).absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create the run dir {target}: {existing} is not a writable directory "
+                        "(read-only?); run from another dir or give hydra.run.dir= / hydra.sweep.dir=")
 
 
 def _baseline_switch(argv: list[str]) -> list[str]:
@@ -478,6 +633,7 @@ def cli() -> None:
     argv = open_mappings(_baseline_switch(sys.argv[1:]))
     try:
         check_train_overrides(argv)
+        _check_writable_output(argv)
     except UserError as e:
         sys.exit(error(e))
     sys.argv = [sys.argv[0], *argv, *_resume_run_dir_args(argv)]
