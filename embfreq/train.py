@@ -282,13 +282,15 @@ def partial_evaluation(trainer, tester, dm) -> dict:
     (fast_dev_run, limit_val_batches, limit_test_batches); {} when both were complete."""
     out = {}
     if trainer.fast_dev_run:
-        out["fit"] = f"fast_dev_run={trainer.fast_dev_run}"
-    checks = (("val", trainer.num_val_batches, dm.val_dataloader), ("test", tester.num_test_batches, dm.test_dataloader))
-    for name, done, loaders in checks:
+        return {"fit": f"fast_dev_run={trainer.fast_dev_run}", "val": "fast_dev_run", "test": "fast_dev_run"}
+    # the limits as set, not the batch counts: a resumed finished run validates nothing and is complete
+    checks = (("val", trainer.limit_val_batches, dm.val_dataloader), ("test", tester.limit_test_batches, dm.test_dataloader))
+    for name, limit, loaders in checks:
         full = _full_batches(loaders())
-        seen = sum(int(b) for b in done) if done else 0
-        if full is not None and seen < full:
-            out[name] = f"{seen} of {full} batches"
+        if isinstance(limit, float) and limit < 1.0:
+            out[name] = f"limit_{name}_batches={limit:g}" + (f" of {full} batches" if full else "")
+        elif isinstance(limit, int) and full is not None and limit < full:
+            out[name] = f"{limit} of {full} batches"
     return out
 
 
