@@ -517,18 +517,18 @@ def test_cli_one_line_exit_2(cli, case):
     assert len(errors) == 1 and re.search(match, errors[0]), stderr
     assert stderr.strip().splitlines()[-1] == errors[0]  # the last thing said, not buried in warnings
     assert not (run_dir / "metrics.json").exists()
+    if not case.startswith("resume"):
+        assert not run_dir.exists()  # a refused run leaves no run dir (issue 32)
     if case.startswith("resume"):
         assert not (cli["truncated"] / "metrics.json").exists()
 
 
 def test_cli_unknown_model(cli):
-    """Hydra's own error, before embfreq runs: a short message listing the available options, exit 1 (not 2),
-    no traceback (unless HYDRA_FULL_ERROR=1), and no run dir."""
+    """Refused before Hydra runs (issue 32): one line listing the options, exit 2, and no run dir."""
     rc, stdout, stderr, run_dir = cli["unknown_model"]
-    assert rc == 1, stderr
-    assert "Traceback" not in stderr
-    assert stderr.splitlines()[0] == "In 'train': Could not find 'model/foo'"
-    assert "Available options in 'model'" in stderr and "sasrec" in stderr
+    assert rc == 2, stderr
+    assert stderr.strip().splitlines() == ["embfreq: error: model=foo: no such model; the options are gru4rec, "
+                                           "mf_bpr, sasrec"]
     assert not run_dir.exists()
 
 
