@@ -212,6 +212,8 @@ def never_started(paths, run_dirs) -> list[dict]:
                 seen.add(tuple(yaml.safe_load(f.read_text()) or ()))
             except (OSError, yaml.YAMLError):
                 continue
+        if not seen and any(Path(d).is_relative_to(p.resolve()) for d in run_dirs):
+            continue  # runs without Hydra's record (hydra.output_subdir=null): cannot tell which ran
         out += [{**j, "sweep_dir": str(p)} for j in planned if tuple(j.get("overrides", ())) not in seen]
     return out
 

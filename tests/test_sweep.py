@@ -282,7 +282,8 @@ def test_sweep_run_dirs_name_what_band_items_use(overrides, name):
 @pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel(tmp_path, data_file):
     sweep_dir, out = sweep(tmp_path, *tiny_args(data_file, epochs=3), "lower_freq=0,5", "upper_freq=10",
-                           "item_table=neighbours,shared", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+                           "item_table=neighbours,shared", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                           "baseline=false")
     ms = runs(sweep_dir)
     assert len(ms) == 4 and all(m["status"] == "ok" for m in ms.values())
     # the workers resolve the run dir names too
@@ -298,17 +299,22 @@ def test_joblib_sweep_runs_jobs_in_parallel(tmp_path, data_file):
 def test_submitit_local_sweep_completes(tmp_path, data_file):
     sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=0,10", "upper_freq=5",
                            "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
-    ms = runs(sweep_dir)
-    assert sorted(m["status"] for m in ms.values()) == ["ok", "skipped"]
+    ms = runs(sweep_dir)  # the band cell, the skipped cell and the baseline the sweeper adds
+    assert sorted((m["status"], m["lower_freq"]) for m in ms.values() if m["lower_freq"] is not None) == [
+        ("ok", 0), ("skipped", 10)]
+    assert [m["status"] for m in ms.values() if m["lower_freq"] is None and m["upper_freq"] is None] == ["ok"]
+    assert "3 jobs: 2 ok, 1 skipped" in out.stdout
     assert (sweep_dir / ".submitit").is_dir()
     assert make_report([sweep_dir]).rows
 
 
 @pytest.mark.slow
 def test_study_sweep_launches_every_job(tmp_path):
-    # trainer.max_epochs=0 fails each job at its config check, before any data: only the launch is tested
-    sweep_dir, out = sweep(tmp_path, "+sweep=study", "trainer.max_epochs=0", "seed=1")
+    # a data file that does not exist fails each job as it reads its data: only the launch is tested
+    # (a value invalid in every job, such as trainer.max_epochs=0, is refused before any job starts)
+    sweep_dir, out = sweep(tmp_path, "+sweep=study", f"data.path={tmp_path / 'none.txt'}", "seed=1", rc=1)
     ms = runs(sweep_dir)
     assert len(ms) == 12 and all(m["status"] == "failed" for m in ms.values())
+    assert "12 jobs: 12 failed" in out.stdout and "no-band baseline" not in out.stdout  # the grid has its baselines
     assert {(m["model"], m["lower_freq"], m["upper_freq"]) for m in ms.values()} == {
         (mod, *b) for mod in ("mf_bpr", "sasrec") for b in STUDY_BANDS.values()}
