@@ -174,7 +174,10 @@ def check_train_overrides(argv: list[str]) -> None:
     first = []
     for o in parsed:
         key = o.key_or_group
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        try:
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        except Exception:  # a sweep only another sweeper reads (interval(...)): Hydra checks it
+            return
         if not o.is_delete() and key in TRAIN_GROUPS:
             options = group_options(key)
             for v in values:
