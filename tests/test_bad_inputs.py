@@ -121,6 +121,12 @@ CONFIG_CASES = {
     "negative_init_std": (["model=mf_bpr", "model.init_std=-1"], r"model mf_bpr: init_std must be > 0, got -1"),
     "attend_padding_not_bool": (["model.net.attend_padding=yes"], r"attend_padding must be true or false, got 'yes'"),
     "dropout_one": (["model.net.dropout=1"], r"model sasrec: dropout must be in \[0, 1\), got 1"),
+    # issue 32: the schema's ranges and choices (config_checks.SCHEMA)
+    "num_blocks_negative": (["model.net.num_blocks=-1"], r"model.net.num_blocks must be an integer >= 1, got -1"),
+    "deterministic_unknown": (["deterministic=foo"], r"deterministic must be one of \('true', 'false', 'warn'\), got 'foo'"),
+    "seed_too_large": (["seed=4294967296"], r"seed must be an integer <= 4294967295, got 4294967296"),
+    "embedding_dim_zero": (["model.embedding_dim=0"], r"model.embedding_dim must be an integer >= 1, got 0"),
+    "analysis_not_bool": (["analysis=maybe"], r"analysis must be true or false, got 'maybe'"),
 }
 
 

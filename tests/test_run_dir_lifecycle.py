@@ -40,16 +40,16 @@ def cli(tmp_path, *args):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("args, msg", [
+@pytest.mark.parametrize("args, msg", [  # each pays a Python and torch start-up: most run with -m slow
     # refused before Hydra: unknown keys with or without +, group options, ranges
     (["lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
-    (["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+    pytest.param(["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?", marks=pytest.mark.slow),
     (["model=sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
-    (["model.net.num_blokcs=2"], "model.net.num_blokcs: no such key in model.net; did you mean num_blocks?"),
-    (["+trainer.fast_dev_rn=true"], "trainer.fast_dev_rn: pl.Trainer takes no argument 'fast_dev_rn'; did you mean fast_dev_run?"),
-    (["model.net.num_blocks=-1"], "model.net.num_blocks must be an integer >= 1, got -1"),
-    (["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo'"),
-    (["seed=4294967296"], "seed must be an integer <= 4294967295, got 4294967296"),
+    pytest.param(["model.net.num_blokcs=2"], "model.net.num_blokcs: no such key in model.net; did you mean num_blocks?", marks=pytest.mark.slow),
+    pytest.param(["+trainer.fast_dev_rn=true"], "trainer.fast_dev_rn: pl.Trainer takes no argument 'fast_dev_rn'; did you mean fast_dev_run?", marks=pytest.mark.slow),
+    pytest.param(["model.net.num_blocks=-1"], "model.net.num_blocks must be an integer >= 1, got -1", marks=pytest.mark.slow),
+    pytest.param(["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo'", marks=pytest.mark.slow),
+    pytest.param(["seed=4294967296"], "seed must be an integer <= 4294967295, got 4294967296", marks=pytest.mark.slow),
     # refused inside the run, after Hydra made the run dir: the dir goes again
     (["data.path=does/not/exist.txt"], "does/not/exist.txt"),
 ])
@@ -61,6 +61,7 @@ def test_cli_mistake_is_one_line_exit_2_and_leaves_no_run_dir(tmp_path, data, ar
     assert not (tmp_path / "outputs").exists(), list((tmp_path / "outputs").rglob("*"))
 
 
+@pytest.mark.slow
 def test_data_columns_mapping_needs_no_plus(tmp_path, data):
     # the form of the data config's own comment; on a whitespace file the mapping is checked and refused
     out = cli(tmp_path, "data=custom", f"data.path={data[0]}", "trainer.max_epochs=1", "data.format=csv",

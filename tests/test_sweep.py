@@ -152,9 +152,9 @@ def test_band_grid_gets_its_baseline_exits_0_and_reports_deltas(tmp_path, data_f
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo' (in every job of the sweep"),
+    pytest.param(["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo' (in every job of the sweep", marks=pytest.mark.slow),
     (["model=sasrec,sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
-    (["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+    pytest.param(["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?", marks=pytest.mark.slow),
 ])
 def test_sweep_mistake_is_refused_once_before_any_job(tmp_path, data_file, args, msg):
     sweep_dir, out = sweep(tmp_path, *tiny_args(data_file), "lower_freq=0,5", *args, rc=2)
@@ -218,6 +218,7 @@ def test_joblib_jobs_divide_the_cores_this_process_may_use(monkeypatch):
         HydraConfig.instance().cfg = None
 
 
+@pytest.mark.slow
 def test_cli_waits_passively_unless_the_user_chose():
     code = ("import os, sys; import embfreq.train; "
             "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
