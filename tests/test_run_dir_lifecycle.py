@@ -42,7 +42,7 @@ def cli(tmp_path, *args):
 
 @pytest.mark.parametrize("args, msg", [  # each pays a Python and torch start-up: most run with -m slow
     # refused before Hydra: unknown keys with or without +, group options, ranges
-    (["lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+    pytest.param(["lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?", marks=pytest.mark.slow),
     pytest.param(["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?", marks=pytest.mark.slow),
     (["model=sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
     pytest.param(["model.net.num_blokcs=2"], "model.net.num_blokcs: no such key in model.net; did you mean num_blocks?", marks=pytest.mark.slow),

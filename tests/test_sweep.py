@@ -134,7 +134,11 @@ def test_band_grid_gets_its_baseline_exits_0_and_reports_deltas(tmp_path, data_f
         summary = [r for r in csv.DictReader(f) if r["band"] != "baseline" and r["seeds"]]
     assert len(summary) == 5 and all(r["delta_ndcg10"] and r["delta_ci_low"] and r["delta_ci_high"] for r in summary)
 
+
+@pytest.mark.slow
+def test_grid_without_baseline_is_named_in_the_report_and_unstarted_jobs_count_as_missing(tmp_path, data_file):
     # baseline=false: the grid as typed; the report names the band runs without a baseline and how to add it
+    args = [*tiny_args(data_file, epochs=2), "eval_every=5", "lower_freq=0,5,10", "upper_freq=5,20"]
     sweep_dir, out = sweep(tmp_path, *args, "baseline=false", name="nobase")
     assert len(runs(sweep_dir)) == 6 and "added" not in out.stdout
     rep = make_report([sweep_dir])
