@@ -179,6 +179,22 @@ def summary_table(rows: list[dict], sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def fill_unreturned(rows: list[dict], jobs: list[list[str]], sweep_dir: Path) -> None:
+    """Jobs whose launch did not return (a SIGTERM ended the sweep inside one): their run dir, found by
+    Hydra's record of their overrides, says what they got to (interrupted, or nothing)."""
+    import yaml
+
+    dirs = {}
+    for f in Path(sweep_dir).glob("*/.hydra/overrides.yaml"):
+        try:
+            dirs[tuple(yaml.safe_load(f.read_text()) or ())] = f.parent.parent
+        except (OSError, yaml.YAMLError):
+            continue
+    for r, j in zip(rows, jobs):
+        if r["status"] == "not started" and tuple(j) in dirs:
+            r.update(run_dir=str(dirs[tuple(j)]), **job_status(dirs[tuple(j)]))
+
+
 def finish(rows: list[dict], sweep_dir: Path) -> int:
     """Print the summary table, write it beside the runs, and return the sweep's exit status."""
     from embfreq.io import write_text

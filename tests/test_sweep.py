@@ -323,3 +323,36 @@ def test_study_sweep_launches_every_job(tmp_path):
     assert "12 jobs: 12 failed" in out.stdout and "no-band baseline" not in out.stdout  # the grid has its baselines
     assert {(m["model"], m["lower_freq"], m["upper_freq"]) for m in ms.values()} == {
         (mod, *b) for mod in ("mf_bpr", "sasrec") for b in STUDY_BANDS.values()}
+
+
+@pytest.mark.slow
+def test_sigtermed_sweep_records_the_interrupted_job_and_the_jobs_that_never_started(tmp_path, data_file):
+    import signal
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    env = {**os.environ, "EMBFREQ_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = [*tiny_args(data_file, epochs=500), "lower_freq=0,5,10", "upper_freq=20", "baseline=false",
+            "callbacks.early_stopping=null", "threads=1"]
+    with open(tmp_path / "log", "w") as log:
+        p = subprocess.Popen([sys.executable, "-m", "embfreq.train", "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
+                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while p.poll() is None and not list(sweep_dir.glob("0_*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    out = (tmp_path / "log").read_text()
+    assert p.returncode == 143, out[-3000:]
+    lines = out[out.index("job  cell"):].splitlines()
+    assert "interrupted" in lines[1].split() and all(line.split()[2:4] == ["not", "started"] for line in lines[2:4]), lines
+    assert "3 jobs: 1 interrupted, 2 not started" in out
+    assert json.loads(next(sweep_dir.glob("0_*/metrics.json")).read_text())["status"] == "interrupted"
+    assert len(json.loads((sweep_dir / "jobs.json").read_text())["jobs"]) == 3
+    rep = make_report([sweep_dir])
+    assert sorted(r.status for r in rep.rows) == ["interrupted", "missing", "missing"]
+    assert all(r.reason.startswith("never started") for r in rep.rows if r.status == "missing")

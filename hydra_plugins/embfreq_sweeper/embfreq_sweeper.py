@@ -64,6 +64,7 @@ class EmbfreqSweeper(BasicSweeper):
                 done += len(batch)
                 returns.append(results)
         finally:  # also when a signal or an error ends the sweep: the table of what ran
+            es.fill_unreturned(rows, jobs, sweep_dir)
             es.exit_code = es.finish(rows, sweep_dir)
         return returns
 
