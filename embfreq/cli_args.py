@@ -151,22 +151,23 @@ def composition_error(e: Exception, overrides, cfg=None) -> UserError:
     return UserError(f"{' '.join(map(str, overrides))}: {first_line(e)}")
 
 
-def check_train_overrides(argv: list[str]) -> None:
+def check_train_overrides(argv: list[str]) -> list[str]:
     """Refuse, with one line, an override of `embfreq.train` that names no key or option: an unknown
     key with or without + (`lower_frq=3`, `+lower_frq=3`), a group option that does not exist
     (`model=sasrek`), a trainer.* that pl.Trainer does not take; then compose the config (first value
     of each sweep) and, for a single run, check every value against the schema. Hydra's own flags
-    (--help, --cfg, ...) and resume= pass unchecked."""
+    (--help, --cfg, ...) and resume= pass unchecked. Returns argv, with a pl.Trainer argument that the
+    trainer config does not set (`trainer.fast_dev_run=true`) written as Hydra needs it (++)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     multirun = any(a in ("-m", "--multirun") for a in argv)
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
-        return
+        return argv
     overrides = [a for a in argv if not a.startswith("-")]
     if any(o.startswith("resume=") for o in overrides):
-        return
+        return argv
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:
@@ -177,7 +178,7 @@ def check_train_overrides(argv: list[str]) -> None:
         try:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         except Exception:  # a sweep only another sweeper reads (interval(...)): Hydra checks it
-            return
+            return argv
         if not o.is_delete() and key in TRAIN_GROUPS:
             options = group_options(key)
             for v in values:
@@ -210,6 +211,11 @@ def check_train_overrides(argv: list[str]) -> None:
                     if key.split(".")[1] not in args:
                         raise UserError(f"{key}: pl.Trainer takes no argument {key.split('.')[1]!r}"
                                         f"{did_you_mean(key.split('.')[1], args)}")
+                    if key.split(".")[1] not in default.trainer and o.input_line and o.input_line[0] not in "+~":
+                        # README: trainer.* takes any pl.Trainer argument, also one the config does not set
+                        plus = f"++{o.input_line}"
+                        argv = [plus if a == o.input_line else a for a in argv]
+                        first = [f"++{f}" if f.split("=", 1)[0] == key else f for f in first]
             try:
                 cfg = compose("train", overrides=first, return_hydra_config=True)
             except Exception as e:
@@ -226,3 +232,4 @@ def check_train_overrides(argv: list[str]) -> None:
                 check_config(upgrade(with_hydra))
     finally:
         GlobalHydra.instance().clear()
+    return argv

@@ -634,7 +634,7 @@ def cli() -> None:
     _register_sweeper()
     argv = open_mappings(_baseline_switch(sys.argv[1:]))
     try:
-        check_train_overrides(argv)
+        argv = check_train_overrides(argv)
         _check_writable_output(argv)
     except UserError as e:
         sys.exit(error(e))

@@ -118,4 +118,14 @@ def test_train_overrides_refused_in_one_line(argv, msg):
 def test_train_overrides_accepted(argv):
     from embfreq.cli_args import check_train_overrides, open_mappings
 
-    check_train_overrides(open_mappings(argv))
+    assert check_train_overrides(open_mappings(argv)) == open_mappings(argv)
+
+
+def test_trainer_argument_needs_no_plus():
+    # README: trainer.* takes any pl.Trainer argument; one the trainer config does not set is added for Hydra
+    from embfreq.cli_args import check_train_overrides
+
+    assert check_train_overrides(["trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]) == [
+        "++trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]
+    assert check_train_overrides(["-m", "trainer.limit_train_batches=1,2", "lower_freq=0,5"]) == [
+        "-m", "++trainer.limit_train_batches=1,2", "lower_freq=0,5"]
