@@ -31,6 +31,8 @@ log = logging.getLogger("embfreq.train")
 
 RUN_STATE = "run_state.json"
 LOCK = ".embfreq.lock"
+RESERVE = ".failed_record.reserve"  # space for a failed record, taken while the disk had some
+RESERVE_BYTES = 16384
 FINISHED = ("ok", "partial")  # statuses whose results a new run never deletes
 _training_started = False  # set when trainer.fit begins: errors before it leave no run dir
 
@@ -387,6 +389,10 @@ def claim_run_dir(run_dir: Path, resuming: bool):
                 raise RunDirInUse(f"{run_dir}: holds {what}; a new run never overwrites it: choose another run dir "
                                   f"(hydra.run.dir=...) or continue that run with resume={run_dir}")
         remove_temp_files(run_dir)
+        try:
+            (run_dir / RESERVE).write_bytes(b" " * RESERVE_BYTES)
+        except OSError:  # a full disk already: the record may not be written either
+            (run_dir / RESERVE).unlink(missing_ok=True)
     except BaseException:
         lock.release()
         raise
@@ -441,6 +447,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict:
         return _run_locked(cfg, run_dir, multirun, base)
     finally:
         if lock is not None:
+            (run_dir / RESERVE).unlink(missing_ok=True)
             lock.release()
 
 
@@ -503,16 +510,32 @@ def _run_locked(cfg: DictConfig, run_dir: Path, multirun: bool, base: dict) -> d
 
 
 def _record_failure(run_dir: Path, record: dict) -> None:
+    """metrics.json with status failed; on a full disk it goes into the space reserved at the start
+    (JSON padded with spaces over the reserve file's own blocks, then renamed)."""
+    import json
+
     try:
         write_json(run_dir / "metrics.json", record)
-    except OSError:  # a full or read-only disk: the one-line message is all there is
+        return
+    except OSError:
+        pass
+    reserve = run_dir / RESERVE
+    text = json.dumps({k: v for k, v in record.items() if k != "traceback"}, default=str).encode()
+    try:
+        size = reserve.stat().st_size
+        if len(text) > size:
+            raise OSError("the failed record is larger than its reserve")
+        with open(reserve, "r+b") as f:
+            f.write(text.ljust(size))
+        os.replace(reserve, run_dir / "metrics.json")
+    except OSError:  # no reserve, a read-only dir: the one-line message is all there is
         log.error("could not write the failed record into %s", run_dir)
 
 
 def _fresh(run_dir: Path) -> bool:
     """Only what Hydra put there at the start of this call (.hydra/, the log): a dir this run made."""
     try:
-        return {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK}
+        return {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK, RESERVE}
     except OSError:
         return False
 

@@ -140,3 +140,29 @@ def test_unwritable_output_dir_is_refused_before_hydra(monkeypatch, tmp_path):
         train_mod._check_writable_output(["data=lastfm"])
     with pytest.raises(UserError, match="cannot create the run dir /x/y"):
         train_mod._check_writable_output(["-m", "hydra.sweep.dir=/x/y"])
+
+
+def test_full_disk_record_goes_into_the_reserved_space(data, tmp_path, monkeypatch):
+    # the disk filled up during the run: writing metrics.json fails, the reserve taken at the start holds it
+    def failing(c, run_dir):
+        train_mod._training_started = True
+        assert (run_dir / train_mod.RESERVE).stat().st_size == train_mod.RESERVE_BYTES
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "tb" / "events"))
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train_mod, "train", failing)
+    monkeypatch.setattr(train_mod, "write_json", full)
+    run = tmp_path / "run"
+    with pytest.raises(RunFailed, match="no space left on device writing .*tb/events"):
+        run_job(cfg(data), run)
+    m = json.loads((run / "metrics.json").read_text())  # padded with spaces: still one JSON object
+    assert m["status"] == "failed" and m["error"].startswith("no space left on device") and m["model"] == "sasrec"
+    assert not (run / train_mod.RESERVE).exists()
+
+
+def test_a_finished_run_leaves_no_reserve(data, tmp_path):
+    run = tmp_path / "run"
+    assert run_job(cfg(data), run)["status"] == "ok"
+    assert not (run / ".failed_record.reserve").exists() and (run / "metrics.json").is_file()
