@@ -24,7 +24,7 @@ from embfreq.cli_args import error, run_app
 from embfreq.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
-from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore
+from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, lock_run_dir, read_metrics, restore
 
 WHICH = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -81,6 +81,14 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
     metrics = read_metrics(run_dir)  # a corrupt one is refused here, not overwritten at the end
+    lock = lock_run_dir(run_dir)  # no other process writes here meanwhile; a killed analyze's temp files go
+    try:
+        return _analyze_locked(run_dir, which, accelerator, metrics)
+    finally:
+        lock.release()
+
+
+def _analyze_locked(run_dir: Path, which: str, accelerator: str, metrics: dict) -> dict:
     _quiet()
     from embfreq.analysis.run_analysis import analyze_model, run_title
 

@@ -25,12 +25,12 @@ from embfreq.config_layout import upgrade
 from embfreq.errors import (DataError, RunDirInUse, RunFailed, RunInterrupted, TrainingDiverged, UserError,
                             first_line)
 from embfreq.io import write_json, write_text
+from embfreq.run_dir import LOCK
 
 log = logging.getLogger("embfreq.train")
 
 
 RUN_STATE = "run_state.json"
-LOCK = ".embfreq.lock"
 RESERVE = ".failed_record.reserve"  # space for a failed record, taken while the disk had some
 RESERVE_BYTES = 16384
 FINISHED = ("ok", "partial")  # statuses whose results a new run never deletes
@@ -363,20 +363,9 @@ def claim_run_dir(run_dir: Path, resuming: bool):
     """Lock the run dir for this process (filelock; released when it ends, also by a kill) and make
     it ready: a new run never goes into a dir with a finished result or checkpoints, and the temp
     files of a killed write are removed. Returns the held lock."""
-    from filelock import FileLock, Timeout
+    from embfreq.run_dir import lock_run_dir, read_metrics
 
-    from embfreq.io import remove_temp_files
-    from embfreq.run_dir import read_metrics
-
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(run_dir / LOCK))
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunDirInUse(f"{run_dir}: in use by another embfreq process (it holds {LOCK}); wait for it to end "
-                          "or choose another run dir") from None
-    except OSError as e:
-        raise RunFailed(f"{run_dir}: cannot write the run dir ({e.strerror or first_line(e)})") from None
+    lock = lock_run_dir(run_dir)
     try:
         if not resuming:
             try:
@@ -388,7 +377,6 @@ def claim_run_dir(run_dir: Path, resuming: bool):
                 what = f"a finished run (metrics.json: status {status})" if status in FINISHED else "a run's checkpoints"
                 raise RunDirInUse(f"{run_dir}: holds {what}; a new run never overwrites it: choose another run dir "
                                   f"(hydra.run.dir=...) or continue that run with resume={run_dir}")
-        remove_temp_files(run_dir)
         try:
             (run_dir / RESERVE).write_bytes(b" " * RESERVE_BYTES)
         except OSError:  # a full disk already: the record may not be written either

@@ -166,3 +166,24 @@ def test_a_finished_run_leaves_no_reserve(data, tmp_path):
     run = tmp_path / "run"
     assert run_job(cfg(data), run)["status"] == "ok"
     assert not (run / ".failed_record.reserve").exists() and (run / "metrics.json").is_file()
+
+
+def test_analyze_holds_the_lock_and_removes_a_killed_analyze_temp_files(data, tmp_path):
+    from embfreq.analyze import analyze
+
+    run = tmp_path / "run"
+    run_job(cfg(data), run)
+    stale = run / ".frequency_panels.png.q1w2.tmp"
+    stale.write_bytes(b"\x89PNG")
+    held = FileLock(str(run / ".embfreq.lock"))
+    held.acquire()
+    try:
+        with pytest.raises(RunDirInUse, match="in use by another embfreq process"):
+            analyze(run)
+    finally:
+        held.release()
+    assert stale.exists()  # untouched while another process held the dir
+    assert analyze(run)["checkpoint"] == "best" and not stale.exists()
+    free = FileLock(str(run / ".embfreq.lock"))
+    free.acquire(timeout=0)  # analyze released the dir when it returned
+    free.release()
