@@ -206,6 +206,10 @@ def test_study_sweep_config_lists_the_36_jobs():
             job = compose("train", overrides=["+sweep=study", f"model={model}", f"band={band}", "seed=2"])
             jobs.add((job.model.name, job.data.name, job.lower_freq, job.upper_freq, job.seed))
     assert jobs == {(m, "beauty", *STUDY_BANDS[b], 2) for m, b in itertools.product(params["model"], params["band"])}
+    # the outside-band sweep is reported with bands_beauty_1000's baselines: its sweeper adds none
+    assert compose_with_hydra(["+sweep=bands_beauty_1000_outside"]).hydra.sweeper.baseline is False
+    assert cfg.hydra.sweeper.baseline is True  # the default sweeper: embfreq's, baselines on
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.embfreq_sweeper.embfreq_sweeper.EmbfreqSweeper"
     # the bands also work on their own, without `+` (band is a default group, null unless chosen)
     hot = compose_with_hydra(["band=b100_inf"])
     assert (hot.lower_freq, hot.upper_freq) == (100, None)
