@@ -359,24 +359,31 @@ def _rank_zero() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
+def _refuse_finished(run_dir: Path) -> None:
+    """A new run never goes into a dir with a finished result or a run's checkpoints."""
+    from embfreq.run_dir import read_metrics
+
+    try:
+        status = read_metrics(run_dir).get("status") if run_dir.is_dir() else None
+    except UserError as e:
+        raise RunDirInUse(f"{e}; a new run does not overwrite it: choose another run dir") from None
+    has_ckpt = any((run_dir / "checkpoints").glob("*.ckpt"))
+    if status in FINISHED or has_ckpt:
+        what = f"a finished run (metrics.json: status {status})" if status in FINISHED else "a run's checkpoints"
+        raise RunDirInUse(f"{run_dir}: holds {what}; a new run never overwrites it: choose another run dir "
+                          f"(hydra.run.dir=...) or continue that run with resume={run_dir}")
+
+
 def claim_run_dir(run_dir: Path, resuming: bool):
     """Lock the run dir for this process (filelock; released when it ends, also by a kill) and make
     it ready: a new run never goes into a dir with a finished result or checkpoints, and the temp
     files of a killed write are removed. Returns the held lock."""
-    from embfreq.run_dir import lock_run_dir, read_metrics
+    from embfreq.run_dir import lock_run_dir
 
     lock = lock_run_dir(run_dir)
     try:
         if not resuming:
-            try:
-                status = read_metrics(run_dir).get("status")
-            except UserError as e:
-                raise RunDirInUse(f"{e}; a new run does not overwrite it: choose another run dir") from None
-            has_ckpt = any((run_dir / "checkpoints").glob("*.ckpt"))
-            if status in FINISHED or has_ckpt:
-                what = f"a finished run (metrics.json: status {status})" if status in FINISHED else "a run's checkpoints"
-                raise RunDirInUse(f"{run_dir}: holds {what}; a new run never overwrites it: choose another run dir "
-                                  f"(hydra.run.dir=...) or continue that run with resume={run_dir}")
+            _refuse_finished(run_dir)
         try:
             (run_dir / RESERVE).write_bytes(b" " * RESERVE_BYTES)
         except OSError:  # a full disk already: the record may not be written either
@@ -614,6 +621,8 @@ def _check_writable_output(argv: list[str]) -> None:
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
         return  # --help, --cfg: no run dir
     target = Path(given[-1] if given else ("multirun" if multirun else "outputs")).absolute()
+    if given and not multirun and not any(a.startswith("resume=") for a in argv):
+        _refuse_finished(target)  # before Hydra rewrites the run's .hydra/ record
     existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"cannot create the run dir {target}: {existing} is not a writable directory "

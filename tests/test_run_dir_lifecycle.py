@@ -78,6 +78,11 @@ def test_new_run_never_deletes_a_finished_result(data, tmp_path):
                                           r"overwrites it: .* or continue that run with resume="):
         run_job(cfg(data, "seed=2", "data.path=missing.txt"), run)
     assert {p: (run / p).read_bytes() for p in before} == before
+    # on the command line, before Hydra rewrites the run's .hydra/ record
+    with pytest.raises(RunDirInUse, match=r"holds a finished run \(metrics.json: status ok\)"):
+        train_mod._check_writable_output(["seed=2", f"hydra.run.dir={run}"])
+    train_mod._check_writable_output([f"resume={run}", f"hydra.run.dir={run}"])  # resume= continues it
+    assert {p: (run / p).read_bytes() for p in before} == before
     # an interrupted run (checkpoints, no result) is not overwritten either
     (run / "metrics.json").unlink()
     with pytest.raises(RunDirInUse, match="holds a run's checkpoints"):
