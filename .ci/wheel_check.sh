@@ -20,5 +20,6 @@ embfreq-train data=lastfm model=sasrec band=baseline trainer.max_epochs=1 eval_e
 python -m embfreq.report "$WORK/runs" --out "$WORK/report" >/dev/null
 embfreq-analyze "$WORK/runs/one" >/dev/null
 test -s "$WORK/report/summary.csv" && test -s "$WORK/runs/one/metrics.json"
+python -c "from hydra.core.plugins import Plugins; import sys; sys.exit(0 if 'hydra_plugins.embfreq_sweeper.embfreq_sweeper.EmbfreqSweeper' in Plugins.instance().class_name_to_class else 'the sweeper plugin is not in the wheel')"
 python -c "import embfreq, sys; sys.exit(0 if '$ROOT' not in embfreq.__file__ else 'imported from the source tree')"
 echo "wheel check: ok"

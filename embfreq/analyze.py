@@ -24,7 +24,7 @@ from embfreq.cli_args import error, run_app
 from embfreq.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
-from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, read_metrics, restore, run_config
+from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, lock_run_dir, read_metrics, restore, run_config
 
 WHICH = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -84,6 +84,14 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
     # torch.save writes a zip; a truncated file lacks its central directory (read from the end only).
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"{ckpt}: unreadable checkpoint (not a complete torch zip archive; truncated?)")
+    lock = lock_run_dir(run_dir)  # no other process writes here meanwhile; a killed analyze's temp files go
+    try:
+        return _analyze_locked(run_dir, which, accelerator, metrics)
+    finally:
+        lock.release()
+
+
+def _analyze_locked(run_dir: Path, which: str, accelerator: str, metrics: dict) -> dict:
     _quiet()
     from embfreq.analysis.run_analysis import analyze_model, run_title
 

@@ -20,6 +20,17 @@ class TrainingDiverged(UserError):
     """The training loss became NaN or infinite: the run is failed, never reported with NaN scores."""
 
 
+class RunDirInUse(UserError):
+    """The run dir holds a finished run, or another process holds its lock: nothing is written."""
+
+
+class RunFailed(UserError):
+    """The machine failed the run (full disk, unwritable dir, out of memory): one line naming the
+    cause; exit status 1, not the 2 of a refused input."""
+
+    exit_code = 1
+
+
 class RunInterrupted(Exception):
     """SIGTERM (SLURM time-out or preemption) or Ctrl-C stopped a run; it can be resumed."""
 

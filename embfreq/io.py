@@ -44,6 +44,21 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp", durable: bool 
             pass
 
 
+def remove_temp_files(directory: str | os.PathLike) -> int:
+    """Delete the temp files that killed atomic writes left in `directory` and below
+    (`.<name>.<random>.tmp`: a 0-byte checkpoint, a figure, a result). Call it only while no other
+    process writes there (a run dir under its lock). Returns how many went."""
+    n = 0
+    for tmp in Path(directory).rglob(".*.tmp"):
+        try:
+            if tmp.is_file():
+                tmp.unlink()
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 def _fsync(path: str | os.PathLike) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

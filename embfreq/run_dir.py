@@ -11,6 +11,30 @@ from embfreq.errors import UserError, first_line
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
+LOCK = ".embfreq.lock"
+
+
+def lock_run_dir(run_dir: str | Path):
+    """The run dir's lock (filelock on <run dir>/.embfreq.lock), held by this process until released
+    (or the object is dropped, or the process ends, also by a kill); a dir that another process holds
+    is refused in one line. Then the temp files of a killed write there are removed."""
+    from filelock import FileLock, Timeout
+
+    from embfreq.errors import RunDirInUse, RunFailed
+    from embfreq.io import remove_temp_files
+
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(run_dir / LOCK))
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirInUse(f"{run_dir}: in use by another embfreq process (it holds {LOCK}); wait for it to end "
+                          "or choose another run dir") from None
+    except OSError as e:
+        raise RunFailed(f"{run_dir}: cannot write the run dir ({e.strerror or first_line(e)})") from None
+    remove_temp_files(run_dir)
+    return lock
 
 
 def run_config(run_dir: str | Path) -> DictConfig:

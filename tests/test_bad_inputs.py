@@ -91,7 +91,6 @@ CONFIG_CASES = {
     "maxlen_zero": (["data.maxlen=0"], r"data.maxlen must be an integer >= 1, got 0"),
     "eval_every_zero": (["eval_every=0"], r"eval_every must be an integer >= 1, got 0"),
     "max_epochs_zero": (["trainer.max_epochs=0"], r"trainer.max_epochs must be an integer >= 1, got 0"),
-    "never_validates": (["trainer.max_epochs=3", "eval_every=5"], r"trainer.max_epochs=3 < eval_every=5: the run would never validate"),
     "normalization_vocabulary": (["data.normalization=foo"], r"data.normalization must be one of \('left', 'sym', 'none'\), got 'foo'"),
     "max_neighbours_negative": (["data.max_neighbours=-1"], r"data.max_neighbours must be an integer >= 1 or null, got -1"),
     "threads_negative": (["threads=-2"], r"threads must be an integer >= 1 or null, got -2"),
@@ -122,6 +121,12 @@ CONFIG_CASES = {
     "negative_init_std": (["model=mf_bpr", "model.init_std=-1"], r"model mf_bpr: init_std must be > 0, got -1"),
     "attend_padding_not_bool": (["model.net.attend_padding=yes"], r"attend_padding must be true or false, got 'yes'"),
     "dropout_one": (["model.net.dropout=1"], r"model sasrec: dropout must be in \[0, 1\), got 1"),
+    # issue 32: the schema's ranges and choices (config_checks.SCHEMA)
+    "num_blocks_negative": (["model.net.num_blocks=-1"], r"model.net.num_blocks must be an integer >= 1, got -1"),
+    "deterministic_unknown": (["deterministic=foo"], r"deterministic must be one of \('true', 'false', 'warn'\), got 'foo'"),
+    "seed_too_large": (["seed=4294967296"], r"seed must be an integer <= 4294967295, got 4294967296"),
+    "embedding_dim_zero": (["model.embedding_dim=0"], r"model.embedding_dim must be an integer >= 1, got 0"),
+    "analysis_not_bool": (["analysis=maybe"], r"analysis must be true or false, got 'maybe'"),
 }
 
 
@@ -518,18 +523,18 @@ def test_cli_one_line_exit_2(cli, case):
     assert len(errors) == 1 and re.search(match, errors[0]), stderr
     assert stderr.strip().splitlines()[-1] == errors[0]  # the last thing said, not buried in warnings
     assert not (run_dir / "metrics.json").exists()
+    if not case.startswith("resume"):
+        assert not run_dir.exists()  # a refused run leaves no run dir (issue 32)
     if case.startswith("resume"):
         assert not (cli["truncated"] / "metrics.json").exists()
 
 
 def test_cli_unknown_model(cli):
-    """Hydra's own error, before embfreq runs: a short message listing the available options, exit 1 (not 2),
-    no traceback (unless HYDRA_FULL_ERROR=1), and no run dir."""
+    """Refused before Hydra runs (issue 32): one line listing the options, exit 2, and no run dir."""
     rc, stdout, stderr, run_dir = cli["unknown_model"]
-    assert rc == 1, stderr
-    assert "Traceback" not in stderr
-    assert stderr.splitlines()[0] == "In 'train': Could not find 'model/foo'"
-    assert "Available options in 'model'" in stderr and "sasrec" in stderr
+    assert rc == 2, stderr
+    assert stderr.strip().splitlines() == ["embfreq: error: model=foo: no such model; the options are gru4rec, "
+                                           "mf_bpr, sasrec"]
     assert not run_dir.exists()
 
 

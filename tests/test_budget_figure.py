@@ -97,6 +97,7 @@ def test_figure_files(summary, tmp_path):
             "95% paired bootstrap CI | -15.0%* |") in md
 
 
+@pytest.mark.slow
 def test_committed_item_tables_report(tmp_path):
     """budgets.csv of the committed runs: each point is the mean over its seeds of the runs'
     metrics.json test NDCG@10, at their embedding params, as a share of the baseline's."""
@@ -181,6 +182,7 @@ def test_dodge_moves_only_lines_with_a_close_point():
     assert budget_figure.dodge(by, span=80.0, step=2.0) == {"a": -1.0, "b": 1.0, "c": 0.0}
 
 
+@pytest.mark.slow
 def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
     from embfreq.analysis.sweep_report import load_rows
 

@@ -79,3 +79,53 @@ def test_help_lists_every_key_and_writes_nothing(name, tmp_path):
     keys = [k for k in OmegaConf.load(CONF / f"{name}.yaml") if k not in ("defaults", "hydra")]
     assert out.startswith(f"embfreq-{name}: ") and [k for k in keys if f"  {k} " not in listed] == []
     assert list(tmp_path.iterdir()) == []
+
+
+# -- embfreq.train: every override checked before Hydra (issue 32) ---------------------------------------------
+
+@pytest.mark.parametrize("argv, msg", [
+    (["lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+    (["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
+    (["-m", "uper_freq=1,2"], "uper_freq: no such key; did you mean upper_freq?"),
+    (["model=sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
+    (["-m", "data=lastfm,yelpp"], "data=yelpp: no such data; the options are beauty, beauty_1000, custom, lastfm, yelp; "
+                                  "did you mean yelp?"),
+    (["+sweep=bands_beuty"], "sweep=bands_beuty: no such sweep"),
+    (["model.net.num_blokcs=2"], "model.net.num_blokcs: no such key in model.net; did you mean num_blocks?"),
+    (["model=mf_bpr", "model.net.num_blocks=2"], "model.net.num_blocks: no such key in model.net"),
+    (["+trainer.fast_dev_rn=true"], "trainer.fast_dev_rn: pl.Trainer takes no argument 'fast_dev_rn'; did you mean "
+                                    "fast_dev_run?"),
+    (["model.net.num_blocks=-1"], "model.net.num_blocks must be an integer >= 1, got -1"),
+    (["deterministic=foo"], "deterministic must be one of ('true', 'false', 'warn'), got 'foo'"),
+    (["seed=4294967296"], "seed must be an integer <= 4294967295, got 4294967296"),
+    (["data=custom"], "data.path is required for data=custom"),
+])
+def test_train_overrides_refused_in_one_line(argv, msg):
+    from embfreq.cli_args import check_train_overrides
+
+    with pytest.raises(UserError) as e:
+        check_train_overrides(argv)
+    assert str(e.value).startswith(msg) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["data=lastfm", "trainer.max_epochs=1", "+trainer.fast_dev_run=true", "~logger"],
+    ["-m", "lower_freq=0,5", "model=sasrec,mf_bpr", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    ["-m", "+sweep=bands_beauty", "seed=1"],
+    ["data.columns={user: u, item: i}", "data=custom", "data.path=x.txt"],  # after open_mappings: ++data.columns
+    ["--help"], ["resume=some/run"],
+])
+def test_train_overrides_accepted(argv):
+    from embfreq.cli_args import check_train_overrides, open_mappings
+
+    assert check_train_overrides(open_mappings(argv)) == open_mappings(argv)
+
+
+def test_trainer_argument_needs_no_plus():
+    # README: trainer.* takes any pl.Trainer argument; one the trainer config does not set is added for Hydra
+    from embfreq.cli_args import check_train_overrides
+
+    assert check_train_overrides(["trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]) == [
+        "++trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]
+    assert check_train_overrides(["-m", "trainer.limit_train_batches=1,2", "lower_freq=0,5"]) == [
+        "-m", "++trainer.limit_train_batches=1,2", "lower_freq=0,5"]

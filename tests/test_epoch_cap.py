@@ -75,6 +75,7 @@ def test_two_matching_short_runs_are_refused(runs):
         epoch_cap.pairs([short], [long])
 
 
+@pytest.mark.slow
 def test_the_committed_page_block_is_what_its_command_prints():
     page = (ROOT / "docs/results/epoch_cap_sasrec_beauty_1000/README.md").read_text()
     cmd, block = re.search(r"<!-- epoch-cap-table: python (.*?) -->\n(.*?)<!-- /epoch-cap-table -->", page, re.S).groups()

@@ -35,6 +35,7 @@ def test_wheel_holds_configs_and_data(unpacked_wheel):
     assert (pkg / "data" / "bundled" / "LastFM.txt.gz").is_file()
 
 
+@pytest.mark.slow
 def test_installed_package_runs_prepare_and_composes_train(unpacked_wheel, tmp_path):
     """From outside the repo, with only the wheel's files importable (not the source tree)."""
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel), "EMBFREQ_CACHE": str(tmp_path / "cache")}
@@ -53,6 +54,7 @@ def test_installed_package_runs_prepare_and_composes_train(unpacked_wheel, tmp_p
     assert "name: mf_bpr" in p.stdout
 
 
+@pytest.mark.slow
 def test_console_script_entry_points_find_the_configs(unpacked_wheel, tmp_path):
     """A console script imports embfreq.prepare as a module (not __main__): Hydra then looks the
     configs up as the package embfreq.conf."""

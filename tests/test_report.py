@@ -213,6 +213,7 @@ def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
         _one_error_line(cli(*args), msg)
 
 
+@pytest.mark.slow
 def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
     """The positional shorthand, out=, the old --out, paths=[...] for a path with =, and paths with a
     comma, a space, a quote and ${; from an empty cwd, which stays empty (no run dir, .hydra/,

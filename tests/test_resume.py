@@ -85,6 +85,7 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_metrics(data, tmp_path, caplog):
     path, cache = data
     killed_dir, full_dir = tmp_path / "killed", tmp_path / "full"
@@ -125,6 +126,7 @@ def test_sigkilled_run_resumes_to_identical_metrics(data, tmp_path, caplog):
     assert b["run_dir"] == str(killed_dir)
 
 
+@pytest.mark.slow
 def test_sigterm_records_an_interrupted_run_that_exits_nonzero_and_resumes(data, tmp_path):
     """SIGTERM (SLURM time-out, preemption) mid-training: exit code 143, metrics.json says
     "interrupted" with the resume command, and resume= then finishes the run as ok."""

@@ -109,8 +109,21 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
     write_text(files[0], csv_text(records))
     write_text(files[1], bands.csv_text(summary, bands.SUMMARY_COLUMNS))
     write_text(files[2], bands.csv_text(bucket_recs, bands.BUCKET_COLUMNS))
-    write_text(files[3], _markdown_document(rows, bands.markdown_summary(summary), budgets_md, table, figures, out))
-    return Report(out, rows, files + figures, table, bands.markdown_summary(summary))
+    write_text(files[3], _markdown_document(rows, bands.markdown_summary(summary) + _notes(rows), budgets_md, table,
+                                            figures, out))
+    return Report(out, rows, files + figures, table, bands.markdown_summary(summary) + _notes(rows))
+
+
+def _notes(rows: list[Row]) -> str:
+    """Band runs without a baseline (how to add one) and planned jobs that never started."""
+    from embfreq.sweep import baseline_notes
+
+    lines = baseline_notes(rows)
+    never = [r for r in rows if r.status == "missing" and r.reason.startswith("never started")]
+    if never:
+        lines.append(f"{len(never)} planned job(s) never started (counted as missing): "
+                     + "; ".join(r.reason.split(": ", 1)[1] for r in never[:5]) + (" ..." if len(never) > 5 else ""))
+    return "".join(f"\nNote: {line}\n" for line in lines)
 
 
 def _cost_line(rows: list[Row]) -> str:

@@ -72,9 +72,18 @@ class Row:
 
 def load_rows(paths) -> list[Row]:
     """Every run under `paths`, with its variant and baseline, in report order."""
-    rows = [read_run(d) for d in find_run_dirs(paths)]
+    from embfreq.sweep import never_started
+
+    dirs = find_run_dirs(paths)
+    rows = [read_run(d) for d in dirs]
     check_duplicates(rows)
     check_same_data(rows)
+    for j in never_started(paths, dirs):  # a stopped sweep's jobs that never started count as missing
+        rows.append(Row(run_dir=Path(j["sweep_dir"]).resolve() / f"{j['num']}_never_started", status="missing",
+                        reason="never started (the sweep was stopped first; jobs.json): " + " ".join(j["overrides"]),
+                        model=j.get("model"), data=j.get("data"), seed=as_int(j.get("seed")),
+                        lower_freq=as_number(j.get("lower_freq")), upper_freq=as_number(j.get("upper_freq")),
+                        neighbours=j.get("neighbours")))
     assign_variants(rows)
     assign_baselines(rows)
     rows.sort(key=_row_order)

@@ -25,9 +25,17 @@ def band_tag(lower_freq, upper_freq) -> str:
         return f"b{lower_freq}-{upper_freq}"
 
 
+def schema_help() -> str:
+    """The top-level keys of embfreq.config_checks.SCHEMA for `--help` (imported only then)."""
+    from embfreq.config_checks import help_lines
+
+    return help_lines()
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("item_table_tag", item_table_tag, replace=True)
     OmegaConf.register_new_resolver("band_tag", band_tag, replace=True)
+    OmegaConf.register_new_resolver("embfreq_schema_help", schema_help, replace=True)
 
 
 register_resolvers()
