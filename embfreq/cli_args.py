@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from embfreq.errors import UserError
+from embfreq.errors import UserError, first_line
 
 # Hydra's flags that take the next argument as their value; --info takes it only if it is a choice
 _VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
