@@ -97,6 +97,10 @@ TRAIN_GROUPS = ("data", "model", "trainer", "callbacks", "logger", "band", "item
 OPEN_MAPPINGS = ("data.columns",)
 
 
+# top-level keys of earlier versions -> where they live now
+MOVED = {"neighbours": "item_table.neighbours"}
+
+
 def did_you_mean(word: str, choices) -> str:
     import difflib
 
@@ -203,6 +207,9 @@ def check_train_overrides(argv: list[str]) -> list[str]:
                 if key.startswith("hydra") or "/" in key:
                     continue
                 top = key.split(".")[0]
+                if top in MOVED:
+                    value = (o.input_line or "").split("=", 1)[-1] if "=" in (o.input_line or "") else "..."
+                    raise UserError(f"{key}: no such key; it moved to {MOVED[top]} ({MOVED[top]}={value})")
                 if top not in known:
                     raise UserError(f"{key}: no such key{did_you_mean(top, known)} (python -m embfreq.train --help "
                                     "lists the keys)")

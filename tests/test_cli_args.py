@@ -129,3 +129,18 @@ def test_trainer_argument_needs_no_plus():
         "++trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]
     assert check_train_overrides(["-m", "trainer.limit_train_batches=1,2", "lower_freq=0,5"]) == [
         "-m", "++trainer.limit_train_batches=1,2", "lower_freq=0,5"]
+
+
+@pytest.mark.slow
+def test_a_moved_key_says_where_it_went():
+    """The top-level `neighbours` of earlier versions is item_table.neighbours now: one line, exit 2."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for args in (["neighbours=outside_band"], ["-m", "neighbours=all,outside_band"]):
+        out = subprocess.run([sys.executable, "-m", "embfreq.train", *args], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 2, out.stderr
+        line = out.stderr.strip()
+        assert "\n" not in line and "it moved to item_table.neighbours" in line
