@@ -99,7 +99,7 @@ CONFIG_CASES = {
     "min_user_negative": (["data.min_user_interactions=-3"], r"data.min_user_interactions must be an integer >= 0"),
     "seed_float": (["seed=1.5"], r"seed must be an integer >= 0, got 1.5"),
     "custom_without_path": (["data.path=???"], r"data.path is required for data=custom"),
-    "unknown_neighbours": (["item_table.neighbours=some"], r"unknown neighbours .some."),
+    "unknown_neighbours": (["item_table.neighbours=some"], r"item_table.neighbours must be one of \(.all., .outside_band.\), got .some."),
     "unknown_model_name": (["model.name=foo"], r"model.name must be one of \('sasrec', 'gru4rec', 'mf_bpr'\), got 'foo'"),
     "negative_seed": (["seed=-1"], r"seed must be an integer >= 0, got -1"),
     "ks_without_10": (["eval.ks=[1,5]"], r"eval.ks must include 10"),

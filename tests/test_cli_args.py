@@ -88,7 +88,7 @@ def test_help_lists_every_key_and_writes_nothing(name, tmp_path):
     (["+lower_frq=3"], "lower_frq: no such key; did you mean lower_freq?"),
     (["-m", "uper_freq=1,2"], "uper_freq: no such key; did you mean upper_freq?"),
     (["model=sasrek"], "model=sasrek: no such model; the options are gru4rec, mf_bpr, sasrec; did you mean sasrec?"),
-    (["-m", "data=lastfm,yelpp"], "data=yelpp: no such data; the options are beauty, beauty_1000, custom, lastfm, yelp; "
+    (["-m", "data=lastfm,yelpp"], "data=yelpp: no such data; the options are amazon2014, beauty, beauty_1000, custom, lastfm, yelp; "
                                   "did you mean yelp?"),
     (["+sweep=bands_beuty"], "sweep=bands_beuty: no such sweep"),
     (["model.net.num_blokcs=2"], "model.net.num_blokcs: no such key in model.net; did you mean num_blocks?"),
