@@ -19,14 +19,16 @@ seeds both have. Two 95% intervals are given for it:
   and the user sampling error, so a change it calls significant is one that another set of seeds
   would be expected to show too.
 
-  Why not a seed-level t interval (a t test on the per-seed mean changes)? With the same users in
-  every seed, the per-seed means share the user sampling error, so their spread leaves it out, and
-  at 3 seeds its t quantile (4.30) makes it wide for large seed effects and blind to user noise for
-  small ones. The bootstrap keeps both sources and the one resampling scheme of the user bootstrap;
-  its honest limit is the number of seeds: with 3 seeds there are only 10 distinct seed draws, and
-  the seed part of the variance is underestimated by the factor (seeds - 1) / seeds, so a change
-  near the edge of its interval should be read as fragile, not settled. With 1 seed there is no
-  seed-aware interval at all: `seed_change` returns NaN bounds and p, and the tables say "1 seed".
+  Why not a seed-level t interval (a t test on the per-seed mean changes)? Every seed scores the
+  same test users, so the per-seed means share the user sampling error and their spread leaves it
+  out: where the seeds agree closely, the t interval is narrower than the user bootstrap's. The
+  two-level bootstrap keeps both sources, with the user bootstrap's resampling scheme. Its limit is
+  the number of seeds: with 3 there are 10 distinct seed draws, and the bootstrap estimates the
+  seed part of the variance with the factor (seeds - 1) / seeds (2/3), where a t interval pays for
+  the same uncertainty with its 2-degree-of-freedom quantile (4.30). So the two-level interval is
+  the less conservative of the two at 3 seeds, and a change near its edge (SASRec `beauty_1000`
+  `[100, inf)` is one) should be read as fragile, not settled. With 1 seed there is no seed-aware
+  interval at all: `seed_change` returns NaN bounds and p, and the tables say "1 seed".
 
 The user draws of `seed_change` are the rows of `paired_change`'s stream (same `seed`), the seed
 draws come from their own stream: with identical seeds the two intervals are equal, and any
