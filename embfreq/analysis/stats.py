@@ -96,7 +96,8 @@ def hierarchical_means(diff: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_
         m = min(chunk, n_boot - start)
         users = rng.integers(0, n, size=(m, n))
         per_user = weights[start:start + m] @ diff  # (m, S) @ (S, n): each resample's seed mean of every user
-        out[start:start + m] = np.take_along_axis(per_user, users, axis=1).mean(1)
+        users += np.arange(0, m * n, n)[:, None]  # row b's draws as flat indices into per_user's row b
+        out[start:start + m] = per_user.ravel()[users].mean(1)
     return out
 
 
