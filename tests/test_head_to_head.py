@@ -120,6 +120,15 @@ def test_the_leader_is_picked_on_validation_not_on_test(sweep):
         ("hashed", None), ("qr", "hashed buckets=2"), ("shared", "hashed buckets=2")]
     shared = recs[2]
     assert shared["ndcg10_mean"] > recs[0]["ndcg10_mean"] and shared["delta_ndcg10"] > 0
+    # a configuration whose runs lack validation metrics never leads one that has them
+    d = sweep / "hashed_s1"
+    m = json.loads((d / "metrics.json").read_text())
+    del m["val"]
+    (d / "metrics.json").write_text(json.dumps(m))
+    recs = head_to_head.compare(load_rows([sweep]))
+    assert [(r["strategy"], r["val_ndcg10_mean"]) for r in recs if r["tier"] == 0][0] == ("shared", pytest.approx(0.25))
+    assert [r["val_ndcg10_mean"] for r in recs if r["strategy"] == "hashed"] == [None]
+    assert "| hashed | buckets=2 | 1;2 |  | 0." in head_to_head.markdown(recs)  # no validation cell, no error
 
 
 def test_report_writes_the_table(sweep, tmp_path):

@@ -65,7 +65,7 @@ def compare(rows) -> list[dict]:
         for t in sorted(set(tier_of)):
             members = [(c, s) for c, s, k in zip(cs, shares, tier_of) if k == t]
             most = max(len(c.runs) for c, _ in members)
-            leader = max((c for c, _ in members if len(c.runs) == most), key=_val_mean)
+            leader = max((c for c, _ in members if len(c.runs) == most), key=_val_key)
             recs = []
             for c, share in sorted(members, key=lambda m: (m[0] is not leader, -_mean(m[0]))):
                 rec = _record(c, share, t, band_label(lo, hi))
@@ -92,10 +92,16 @@ def _mean(c) -> float:
     return float(np.mean([r.ndcg for r in c.runs]))
 
 
-def _val_mean(c) -> float:
-    """Mean validation NDCG@10 of the configuration's runs; NaN (never the leader) where a run lacks it."""
-    vals = [r.metrics.get("val", {}).get("val/ndcg@10") for r in c.runs]
-    return float(np.mean(vals)) if all(isinstance(v, (int, float)) for v in vals) else float("nan")
+def _val_mean(c) -> float | None:
+    """Mean validation NDCG@10 of the configuration's runs; None where a run lacks it."""
+    vals = [(r.metrics.get("val") or {}).get("val/ndcg@10") for r in c.runs]
+    return float(np.mean(vals)) if all(isinstance(v, (int, float)) for v in vals) else None
+
+
+def _val_key(c) -> float:
+    """What picks the leader: validation NDCG@10; a configuration without it leads only a tier of such."""
+    v = _val_mean(c)
+    return float("-inf") if v is None else v
 
 
 def _name(c) -> tuple[str, str]:
@@ -147,7 +153,8 @@ def markdown(recs: list[dict]) -> str:
     for r in recs:
         lead = r.get("against") is None
         cells = [r["model"] + (f" ({r['variant']})" if r["variant"] else ""), r["data"], r["band"],
-                 f"{100 * r['params_share']:.1f}%", r["strategy"], r["budget"], r["seeds"], f"{r['val_ndcg10_mean']:.4f}",
+                 f"{100 * r['params_share']:.1f}%", r["strategy"], r["budget"], r["seeds"],
+                 "" if r["val_ndcg10_mean"] is None else f"{r['val_ndcg10_mean']:.4f}",
                  f"{r['ndcg10_mean']:.4f}", "leader" if lead else _ci(r, "delta_ndcg10", ""),
                  "" if lead else _ci(r, "delta_ndcg10_inband", "inband_"), "" if lead else _ci(r, "delta_ndcg10_rest", "rest_")]
         out.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
