@@ -16,14 +16,16 @@ PNG = b"\x89PNG\r\n\x1a\n"
 ITEM_TABLES = ROOT / "docs" / "results" / "item_tables"
 
 
-def rec(neighbours, params, ndcg, band="[0, 5]", model="mf_bpr", std=None, ci=(-0.02, 0.02), pct=-5.0):
+def rec(neighbours, params, ndcg, band="[0, 5]", model="mf_bpr", std=None, ci=(-0.02, 0.02), pct=-5.0, seed=None):
     """A summary record as bands.analyse writes it; the baseline's NDCG@10 is 0.2, `ci` is around
-    the change (ndcg - 0.2) unless None (no per-user files)."""
+    the change (ndcg - 0.2) unless None (no per-user files); `seed` the seed-aware verdict (default:
+    the user CI's)."""
     r = {"data": "beauty", "model": model, "variant": "", "neighbours": neighbours, "band": band, "seeds": "1;2",
          "embedding_params": params, "ndcg10_mean": ndcg, "ndcg10_std": std}
     if band != "baseline" and ci is not None:
         lo, hi = ndcg - 0.2 + ci[0], ndcg - 0.2 + ci[1]
-        r.update(baseline_ndcg10=0.2, delta_ci_low=lo, delta_ci_high=hi, delta_pct=pct, significant=lo > 0 or hi < 0)
+        r.update(baseline_ndcg10=0.2, delta_ci_low=lo, delta_ci_high=hi, delta_pct=pct, significant=lo > 0 or hi < 0,
+                 seed_significant=(lo > 0 or hi < 0) if seed is None else seed)
     return r
 
 
@@ -34,8 +36,8 @@ def summary():
         rec("all", 1000, 0.19),
         rec("outside_band", 600, 0.18, ci=None, std=0.005),  # no per-user files: seed std bars
         rec("hashed buckets=256", 400, 0.17, ci=(-0.02, 0.02), pct=-15.0),
-        rec("hashed buckets=16", 150, 0.11),
-        rec("hashed buckets=64", 200, 0.13),
+        rec("hashed buckets=16", 150, 0.11, seed=False),  # significant over users, not over seeds
+        rec("hashed buckets=64", 200, 0.13, seed="1 seed"),
         rec("shared", 110, 0.16),
         rec(None, 1000, 0.2, band="baseline", model="sasrec"),
         rec("hashed buckets=16", 150, 0.12, band="[100, inf)"),
@@ -64,6 +66,7 @@ def test_points_equal_the_summary(summary):
             assert float(r["ci_low"]) == 0.2 + s["delta_ci_low"] and float(r["ci_high"]) == 0.2 + s["delta_ci_high"]
             assert r["bars"] == budget_figure.BOOTSTRAP
             assert float(r["delta_pct"]) == s["delta_pct"] and r["significant"] == ("yes" if s["significant"] else "no")
+            assert r["seed_significant"] == {True: "yes", False: "no"}.get(s["seed_significant"], s["seed_significant"])
     assert by[("[0, 5]", "hashed", "buckets=256")]["significant"] == "yes"
     assert by[("[0, 5]", "neighbours (all)", "")]["significant"] == "no"
     sb = by[("[0, 5]", "neighbours (outside_band)", "")]
@@ -95,6 +98,9 @@ def test_figure_files(summary, tmp_path):
     md = budget_figure.markdown(pts)
     assert ("| mf_bpr | beauty | [0, 5] | hashed | buckets=256 | 1;2 | 400 (40.0%) | 0.1700 [0.1500, 0.1900] | "
             "95% paired bootstrap CI | -15.0%* |") in md
+    # the star is the seed-aware verdict: none where only the user CI excludes 0, and "1 seed" said
+    assert "| hashed | buckets=16 | 1;2 | 150 (15.0%) | 0.1100 [0.0900, 0.1300] | 95% paired bootstrap CI | -5.0% |" in md
+    assert "| hashed | buckets=64 | 1;2 | 200 (20.0%) | 0.1300 [0.1100, 0.1500] | 95% paired bootstrap CI | -5.0% (1 seed) |" in md
 
 
 @pytest.mark.slow
@@ -133,8 +139,9 @@ def test_committed_item_tables_report(tmp_path):
     assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf",
             "budget_mf_bpr_beauty_1000_100_inf.png"} <= names
     assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
-    # head to head: one leader per tier; a configuration with the leader's seeds is not better, and
-    # its paired change is the difference of the two means of metrics.json values
+    # head to head: one leader per tier; a configuration with the leader's seeds is not better on
+    # validation (what picks the leader), and its paired change on test is the difference of the two
+    # means of metrics.json test values, whichever sign it has
     with open(tmp_path / "head_to_head.csv", newline="") as f:
         duels = list(csv.DictReader(f))
     tier = lambda r: (r["data"], r["model"], r["band"], r["tier"])  # noqa: E731
@@ -145,12 +152,18 @@ def test_committed_item_tables_report(tmp_path):
         ld = lead[tier(r)]
         assert max(float(r["params_share"]), float(ld["params_share"])) <= 1.1 * min(float(r["params_share"]), float(ld["params_share"]))
         if r["against"] and r["seeds"] == ld["seeds"]:
-            assert float(r["ndcg10_mean"]) <= float(ld["ndcg10_mean"])
+            assert float(r["val_ndcg10_mean"]) <= float(ld["val_ndcg10_mean"])
             assert float(r["delta_ndcg10"]) == pytest.approx(float(r["ndcg10_mean"]) - float(ld["ndcg10_mean"]), abs=2e-6)
         if r["p_value"]:  # Holm never lowers a p-value, and a Holm-significant gap is nominally significant too
             assert float(r["p_value"]) <= float(r["p_holm"]) <= 1
             assert r["significant_holm"] == ("yes" if float(r["p_holm"]) < 0.05 else "no")
             assert r["significant_holm"] == "no" or r["significant"] == "yes"
+        if r["seed_p"]:  # the same for the seed-aware p, which exists with 2 or more paired seeds
+            assert float(r["seed_p"]) <= float(r["seed_p_holm"]) <= 1 and len(r["paired_seeds"].split(";")) >= 2
+            assert r["seed_significant_holm"] == ("yes" if float(r["seed_p_holm"]) < 0.05 else "no")
+            assert r["seed_significant_holm"] == "no" or r["seed_significant"] == "yes"
+        elif r["against"]:
+            assert r["seed_significant"] == "1 seed" and r["seed_ci_low"] == "" and r["paired_seeds"].count(";") == 0
     assert {(r["data"], r["model"], r["band"]) for r in duels} == {(r["data"], r["model"], r["band"]) for r in rows}
 
 

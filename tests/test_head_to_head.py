@@ -18,21 +18,25 @@ from tests.test_report import _with_users, fake_run
 TARGETS, FREQ = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]  # the first three targets lie in [0, 5]
 
 
-def strategy_run(root, name, seed, ranks, item_table=None, params=None, lower=0, upper=5):
-    """A run of `item_table` ({"name": ..., budget}) for band [lower, upper], with per-user ranks."""
+def strategy_run(root, name, seed, ranks, item_table=None, params=None, lower=0, upper=5, val=None):
+    """A run of `item_table` ({"name": ..., budget}) for band [lower, upper], with per-user ranks and
+    validation NDCG@10 `val` (what picks a tier's leader)."""
     d = fake_run(root, name, seed=seed, lower=lower, upper=upper, items=6, in_band=0 if lower is None else 3)
     if item_table:
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         cfg["item_table"] = item_table
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     _with_users(d, ranks, TARGETS, FREQ)
+    m = json.loads((d / "metrics.json").read_text())
     if params is not None:
-        m = json.loads((d / "metrics.json").read_text())
         m["embedding_params"] = params
-        (d / "metrics.json").write_text(json.dumps(m))
+    if val is not None:
+        m["val"] = {"val/ndcg@10": val}
+    (d / "metrics.json").write_text(json.dumps(m))
     return d
 
 
+VAL = {"base": 0.3, "shared": 0.25, "hashed": 0.2}  # validation NDCG@10, the same order as on test
 RANKS = {  # seed -> configuration -> ranks of the six test users
     1: {"base": [1, 3, 20, 1, 2, 7], "shared": [2, 3, 1, 1, 2, 15], "hashed": [9, 30, 40, 2, 2, 15]},
     2: {"base": [2, 1, 11, 4, 1, 1], "shared": [1, 1, 30, 4, 3, 1], "hashed": [20, 1, 30, 5, 3, 2]},
@@ -43,13 +47,14 @@ RANKS = {  # seed -> configuration -> ranks of the six test users
 def sweep(tmp_path):
     s = tmp_path / "s"
     for seed, r in RANKS.items():
-        strategy_run(s, f"base_s{seed}", seed, r["base"], lower=None, upper=None, params=448)
-        strategy_run(s, f"shared_s{seed}", seed, r["shared"], {"name": "shared"}, params=256)
-        strategy_run(s, f"hashed_s{seed}", seed, r["hashed"], {"name": "hashed", "buckets": 2}, params=270)
+        strategy_run(s, f"base_s{seed}", seed, r["base"], lower=None, upper=None, params=448, val=VAL["base"])
+        strategy_run(s, f"shared_s{seed}", seed, r["shared"], {"name": "shared"}, params=256, val=VAL["shared"])
+        strategy_run(s, f"hashed_s{seed}", seed, r["hashed"], {"name": "hashed", "buckets": 2}, params=270,
+                     val=VAL["hashed"])
     # one seed only, at about the same memory and better: not the leader, which needs the most seeds
-    strategy_run(s, "qr_s1", 1, [1, 1, 1, 1, 1, 1], {"name": "qr", "buckets": 2}, params=262)
+    strategy_run(s, "qr_s1", 1, [1, 1, 1, 1, 1, 1], {"name": "qr", "buckets": 2}, params=262, val=0.9)
     # a larger budget: its own tier
-    strategy_run(s, "mixed_s1", 1, [1, 2, 3, 1, 2, 7], {"name": "mixed_dim", "band_dim": 4}, params=400)
+    strategy_run(s, "mixed_s1", 1, [1, 2, 3, 1, 2, 7], {"name": "mixed_dim", "band_dim": 4}, params=400, val=0.1)
     return s
 
 
@@ -90,6 +95,40 @@ def test_leader_and_paired_change_by_hand(sweep):
     assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p_value"]))
     assert all(r["significant_holm"] == (r["p_holm"] < 0.05) for r in (hashed, qr))
     assert "p_holm" not in lead and "p_holm" not in got[("mixed_dim", "band_dim=4")]  # a tier of one has no rival
+    # the seed-aware interval of the same gap, and none for qr (one paired seed)
+    from tests.test_stats import naive_two_level
+
+    two = naive_two_level(nd["hashed"] - nd["shared"])
+    slo, shi = np.quantile(two, [0.025, 0.975])
+    assert (hashed["seed_ci_low"], hashed["seed_ci_high"]) == (pytest.approx(slo, abs=1e-12), pytest.approx(shi, abs=1e-12))
+    assert hashed["seed_p"] == pytest.approx(stats.bootstrap_p(two)) and hashed["seed_significant"] == (slo > 0 or shi < 0)
+    assert qr["seed_ci_low"] is None and qr["seed_p"] is None and qr["seed_significant"] == "1 seed"
+    assert hashed["seed_p_holm"] == hashed["seed_p"]  # the only rival with a seed-aware p
+    assert (lead["val_ndcg10_mean"], hashed["val_ndcg10_mean"]) == (pytest.approx(0.25), pytest.approx(0.2))
+
+
+def test_the_leader_is_picked_on_validation_not_on_test(sweep):
+    """hashed is worse than shared on test but better on validation: it leads, and shared's gap to
+    it is the test difference, now positive."""
+    for seed in RANKS:
+        d = sweep / f"hashed_s{seed}"
+        m = json.loads((d / "metrics.json").read_text())
+        m["val"]["val/ndcg@10"] = 0.3
+        (d / "metrics.json").write_text(json.dumps(m))
+    recs = head_to_head.compare(load_rows([sweep]))
+    assert [(r["strategy"], r.get("against")) for r in recs if r["tier"] == 0] == [
+        ("hashed", None), ("qr", "hashed buckets=2"), ("shared", "hashed buckets=2")]
+    shared = recs[2]
+    assert shared["ndcg10_mean"] > recs[0]["ndcg10_mean"] and shared["delta_ndcg10"] > 0
+    # a configuration whose runs lack validation metrics never leads one that has them
+    d = sweep / "hashed_s1"
+    m = json.loads((d / "metrics.json").read_text())
+    del m["val"]
+    (d / "metrics.json").write_text(json.dumps(m))
+    recs = head_to_head.compare(load_rows([sweep]))
+    assert [(r["strategy"], r["val_ndcg10_mean"]) for r in recs if r["tier"] == 0][0] == ("shared", pytest.approx(0.25))
+    assert [r["val_ndcg10_mean"] for r in recs if r["strategy"] == "hashed"] == [None]
+    assert "| hashed | buckets=2 | 1;2 |  | 0." in head_to_head.markdown(recs)  # no validation cell, no error
 
 
 def test_report_writes_the_table(sweep, tmp_path):

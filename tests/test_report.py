@@ -276,6 +276,22 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     assert float(row["delta_ci_low"]) == pytest.approx(lo, abs=1e-12)
     assert float(row["delta_ci_high"]) == pytest.approx(hi, abs=1e-12)
     assert row["significant"] == ("yes" if lo > 0 or hi < 0 else "no")
+    # the seed-aware interval: seeds, then users, resampled over the (seeds, users) differences
+    from tests.test_stats import naive_two_level
+
+    two = naive_two_level(nd["band"] - nd["base"])
+    slo, shi = np.quantile(two, [0.025, 0.975])
+    assert (float(row["delta_seed_ci_low"]), float(row["delta_seed_ci_high"])) == (
+        pytest.approx(slo, abs=1e-12), pytest.approx(shi, abs=1e-12))
+    assert row["seed_significant"] == ("yes" if slo > 0 or shi < 0 else "no")
+    k = min((two <= 0).sum(), (two >= 0).sum())
+    assert float(row["seed_p"]) == pytest.approx(min(1.0, 2 * (k + 1) / (N_BOOT + 1)))
+    inb = np.quantile(naive_two_level((nd["band"] - nd["base"])[:, :3]), [0.025, 0.975])
+    assert float(row["inband_seed_ci_low"]) == pytest.approx(inb[0], abs=1e-12)
+    assert float(row["inband_seed_ci_high"]) == pytest.approx(inb[1], abs=1e-12)
+    rest = np.quantile(naive_two_level((nd["band"] - nd["base"])[:, 3:]), [0.025, 0.975])
+    assert float(row["rest_seed_ci_low"]) == pytest.approx(rest[0], abs=1e-12)
+    assert float(row["rest_seed_ci_high"]) == pytest.approx(rest[1], abs=1e-12)
     per_seed = nd["band"].mean(1)
     assert float(row["ndcg10_mean"]) == pytest.approx(per_seed.mean())
     assert float(row["ndcg10_std"]) == pytest.approx(per_seed.std(ddof=1))
@@ -292,6 +308,22 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     names = {p.name for p in rep.files}
     assert {"buckets_sasrec_beauty.png", "buckets_sasrec_beauty.pdf", "frontier_sasrec_beauty.pdf"} <= names
     assert "[0, 5]" in rep.summary and "±" in rep.summary
+    star = "*" if slo > 0 or shi < 0 else ""
+    assert f"[{lo:+.4f}, {hi:+.4f}] {{{slo:+.4f}, {shi:+.4f}}}{star} |" in rep.summary
+
+
+def test_one_paired_seed_says_so(tmp_path):
+    """One seed: no seed-aware interval in summary.csv (empty cells, "1 seed") or in the table."""
+    s = tmp_path / "s"
+    _with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 3, 20], [1, 2, 3], [0, 3, 50])
+    _with_users(fake_run(s, "band", lower=0, upper=5, in_band=2, items=6), [2, 1, 20], [1, 2, 3], [0, 3, 50])
+    rep = make_report([s])
+    with open(s / "summary.csv", newline="") as f:
+        row = [r for r in csv.DictReader(f) if r["band"] == "[0, 5]"][0]
+    assert row["delta_ci_low"] and row["seed_significant"] == "1 seed"
+    assert row["delta_seed_ci_low"] == row["delta_seed_ci_high"] == row["seed_p"] == ""
+    assert row["inband_seed_ci_low"] == row["rest_seed_ci_high"] == ""
+    assert rep.summary.count("{1 seed}") == 3  # overall, in-band targets, the rest
 
 
 def test_per_user_file_that_disagrees_with_metrics_is_refused(tmp_path):

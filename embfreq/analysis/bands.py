@@ -14,7 +14,7 @@ import numpy as np
 
 from embfreq.analysis.per_user import FILE as USERS_FILE
 from embfreq.analysis.per_user import per_user_metric, read_test_users
-from embfreq.analysis.stats import FREQ_BUCKETS, Change, bucket_label, in_bucket, paired_change
+from embfreq.analysis.stats import FREQ_BUCKETS, Change, bucket_label, in_bucket, paired_change, seed_change
 from embfreq.band import band_label, bound_order
 
 SUMMARY_COLUMNS = (
@@ -25,6 +25,9 @@ SUMMARY_COLUMNS = (
     "delta_hr10", "delta_hr10_ci_low", "delta_hr10_ci_high", "hr10_significant",
     "inband_users", "inband_baseline_ndcg10", "delta_ndcg10_inband", "inband_ci_low", "inband_ci_high",
     "rest_users", "rest_baseline_ndcg10", "delta_ndcg10_rest", "rest_ci_low", "rest_ci_high", "seconds_mean",
+    # appended: the seed-aware (two-level bootstrap, stats.seed_change) interval of the same changes
+    "delta_seed_ci_low", "delta_seed_ci_high", "seed_p", "seed_significant",
+    "inband_seed_ci_low", "inband_seed_ci_high", "rest_seed_ci_low", "rest_seed_ci_high",
 )
 BUCKET_COLUMNS = ("data", "model", "variant", "neighbours", "band", "bucket", "users", "paired_seeds",
                   "delta_ndcg10", "ci_low", "ci_high", "significant")
@@ -95,9 +98,24 @@ def _change_cells(prefix: str, ch: Change | None) -> dict:
     return {f"{prefix}_ci_low": ch.low, f"{prefix}_ci_high": ch.high}
 
 
+ONE_SEED = "1 seed"  # seed_significant where there is no seed-aware interval
+
+
+def seed_cells(prefix: str, ch: Change) -> dict:
+    """{prefix}seed_ci_{low,high} of a seed-aware change: empty (None) with 1 seed, never NaN in a table."""
+    one = ch.low != ch.low  # NaN: one seed
+    return {f"{prefix}seed_ci_low": None if one else ch.low, f"{prefix}seed_ci_high": None if one else ch.high}
+
+
+def seed_verdict(ch: Change) -> bool | str:
+    """seed_significant: yes / no, or "1 seed" where no seed-aware interval exists."""
+    return ONE_SEED if ch.p != ch.p else ch.significant
+
+
 def split_changes(ndcg: np.ndarray, base: np.ndarray, inband: np.ndarray) -> dict:
     """The paired change of per-user NDCG@10 (seeds, users) against `base` on the in-band targets
-    and on the other users: {inband,rest}_users, delta_ndcg10_{inband,rest}, {inband,rest}_ci_{low,high}."""
+    and on the other users: {inband,rest}_users, delta_ndcg10_{inband,rest}, {inband,rest}_ci_{low,high},
+    and the seed-aware interval {inband,rest}_seed_ci_{low,high} (empty with 1 seed)."""
     out: dict = {}
     for name, mask in (("inband", inband), ("rest", ~inband)):
         out[f"{name}_users"] = int(mask.sum())
@@ -105,6 +123,7 @@ def split_changes(ndcg: np.ndarray, base: np.ndarray, inband: np.ndarray) -> dic
             part = paired_change(ndcg[:, mask], base[:, mask])
             out[f"delta_ndcg10_{name}"] = part.delta
             out.update(_change_cells(name, part))
+            out.update(seed_cells(f"{name}_", seed_change(ndcg[:, mask], base[:, mask])))
     return out
 
 
@@ -164,6 +183,8 @@ def _paired(c: Config, base: Config, buckets: list[dict]) -> dict:
                delta_pct=100 * ch.delta / out["baseline_ndcg10"] if out["baseline_ndcg10"] else None,
                delta_hr10=hr.delta, delta_hr10_ci_low=hr.low, delta_hr10_ci_high=hr.high,
                hr10_significant=hr.significant)
+    sc = seed_change(band_ndcg, base_ndcg)
+    out.update(seed_cells("delta_", sc), seed_p=None if sc.p != sc.p else sc.p, seed_significant=seed_verdict(sc))
     inband = in_bucket(freq, c.lower_freq, c.upper_freq)
     out.update(split_changes(band_ndcg, base_ndcg, inband))
     for name, mask in (("inband", inband), ("rest", ~inband)):
@@ -207,10 +228,12 @@ def _csv_value(v):
 
 
 def markdown_summary(records: list[dict]) -> str:
-    """The results table: mean ± std over seeds, the paired change with its CI (* significant),
-    and the change on in-band targets and on the rest."""
+    """The results table: mean ± std over seeds, the paired change with its user-bootstrap CI and
+    its seed-aware CI (* = the seed-aware CI excludes 0; "1 seed": none exists), and the change on
+    in-band targets and on the rest."""
     head = ["data", "model", "band", "neighbours", "items in band", "seeds", "NDCG@10", "HR@10",
-            "Δ NDCG@10 [95% CI]", "in-band targets: users, baseline, Δ", "other targets: users, baseline, Δ"]
+            "Δ NDCG@10 [95% CI over users] {over seeds and users}", "in-band targets: users, baseline, Δ",
+            "other targets: users, baseline, Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in records:
         share = r.get("share_in_band")
@@ -219,7 +242,7 @@ def markdown_summary(records: list[dict]) -> str:
         cells = [r["data"], r["model"] + (f" ({r['variant']})" if r.get("variant") else ""), r["band"],
                  r.get("neighbours") or "", inb, r["seeds"],
                  _pm(r["ndcg10_mean"], r["ndcg10_std"]) or f"no ok run ({r.get('runs_not_ok') or 0} not ok)",
-                 _pm(r["hr10_mean"], r["hr10_std"]), _ci(r, "delta_ndcg10", "delta_ci", r.get("delta_pct")),
+                 _pm(r["hr10_mean"], r["hr10_std"]), _ci(r, "delta_ndcg10", "delta", r.get("delta_pct")),
                  _part(r, "inband"), _part(r, "rest")]
         lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -228,7 +251,7 @@ def markdown_summary(records: list[dict]) -> str:
 def _part(r: dict, name: str) -> str:
     if r.get(f"delta_ndcg10_{name}") is None:
         return ""
-    return f"{r[f'{name}_users']:,}, {r[f'{name}_baseline_ndcg10']:.4f}, " + _ci(r, f"delta_ndcg10_{name}", f"{name}_ci")
+    return f"{r[f'{name}_users']:,}, {r[f'{name}_baseline_ndcg10']:.4f}, " + _ci(r, f"delta_ndcg10_{name}", name)
 
 
 def _pm(m, s) -> str:
@@ -237,12 +260,18 @@ def _pm(m, s) -> str:
     return f"{m:.4f}" + (f" ± {s:.4f}" if s is not None else "")
 
 
-def _ci(r: dict, key: str, ci: str, pct=None) -> str:
+def _ci(r: dict, key: str, prefix: str, pct=None) -> str:
+    """"Δ (pct) [user CI] {seed-aware CI}*", the star from the seed-aware CI; "1 seed" where it has none."""
     d = r.get(key)
     if d is None:
         return ""
-    lo, hi = r.get(f"{ci}_low"), r.get(f"{ci}_high")
+    lo, hi = r.get(f"{prefix}_ci_low"), r.get(f"{prefix}_ci_high")
     s = f"{d:+.4f}" + (f" ({pct:+.1f}%)" if pct is not None else "")
     if lo is not None:
-        s += f" [{lo:+.4f}, {hi:+.4f}]" + ("*" if lo > 0 or hi < 0 else "")
+        s += f" [{lo:+.4f}, {hi:+.4f}]"
+        slo, shi = r.get(f"{prefix}_seed_ci_low"), r.get(f"{prefix}_seed_ci_high")
+        if slo is not None:
+            s += f" {{{slo:+.4f}, {shi:+.4f}}}" + ("*" if slo > 0 or shi < 0 else "")
+        elif r.get("seed_significant") == ONE_SEED:
+            s += f" {{{ONE_SEED}}}"
     return s

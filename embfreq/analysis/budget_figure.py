@@ -16,7 +16,8 @@ from embfreq.analysis.band_figures import COLUMN, FONT, save
 from embfreq.analysis.figure_base import new_figure, style_axes
 
 COLUMNS = ("data", "model", "variant", "band", "strategy", "budget", "seeds", "embedding_params", "params_share",
-           "ndcg10_mean", "ci_low", "ci_high", "bars", "delta_pct", "significant")
+           "ndcg10_mean", "ci_low", "ci_high", "bars", "delta_pct", "significant",
+           "seed_significant")  # appended: the summary's seed-aware verdict (yes, no, "1 seed")
 # the summary's `neighbours` column: a neighbour mode of the default strategy, or another strategy
 # with its budget ("hashed buckets=256", see sweep_runs.substitute); no torch import for NEIGHBOURS
 NEIGHBOUR_MODES = ("all", "outside_band")
@@ -78,7 +79,7 @@ def _point(r: dict, band: str, base: dict, strategy: str, budget: str) -> dict:
          "budget": budget, "seeds": r["seeds"], "embedding_params": r["embedding_params"],
          "params_share": r["embedding_params"] / base["embedding_params"], "ndcg10_mean": r["ndcg10_mean"],
          "ci_low": None, "ci_high": None, "bars": "", "delta_pct": r.get("delta_pct"),
-         "significant": r.get("significant")}
+         "significant": r.get("significant"), "seed_significant": r.get("seed_significant")}
     if strategy == BASELINE:
         return p  # the paired CIs of the others already hold the baseline's noise
     if r.get("delta_ci_low") is not None:  # the change's CI, on the level of the baseline's same seeds
@@ -294,7 +295,9 @@ def markdown(pts: list[dict]) -> str:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for p in pts:
         ci = f" [{p['ci_low']:.4f}, {p['ci_high']:.4f}]" if p["ci_low"] is not None else ""
-        delta = "" if p["delta_pct"] is None else f"{p['delta_pct']:+.1f}%" + ("*" if p["significant"] else "")
+        seed = p.get("seed_significant")  # the star is the seed-aware verdict; the bars stay the user CI
+        delta = "" if p["delta_pct"] is None else (f"{p['delta_pct']:+.1f}%" + ("*" if seed is True else "")
+                                                   + (f" ({seed})" if isinstance(seed, str) else ""))
         cells = [p["model"] + (f" ({p['variant']})" if p["variant"] else ""), p["data"], p["band"], p["strategy"],
                  p["budget"], p["seeds"], f"{p['embedding_params']:,} ({100 * p['params_share']:.1f}%)",
                  f"{p['ndcg10_mean']:.4f}{ci}", p["bars"], delta]

@@ -152,8 +152,11 @@ def _markdown_document(rows: list[Row], summary: str, budgets: str, table: str, 
         _cost_line(rows),
         f"{len(rows)} runs: {status}. Test metrics of the best validation checkpoint, full ranking with "
         "seen items removed. Per configuration: mean ± std over seeds; Δ is the change against the "
-        "no-band baseline of the same model, data and seed, averaged over the seeds both have, with a "
-        "95% paired bootstrap CI over test users (2,000 resamples; * = the CI excludes 0). In-band "
+        "no-band baseline of the same model, data and seed, averaged over the seeds both have, with two "
+        "95% CIs: [ ] the paired bootstrap over test users (2,000 resamples, the seeds held fixed) and "
+        "{ } the seed-aware two-level bootstrap (2,000 resamples of the seeds, then of the users; "
+        "embfreq/analysis/stats.py), which adds the seed-to-seed spread; * = the seed-aware CI excludes "
+        "0, {1 seed} = one paired seed, no seed-aware CI and no significance claim. In-band "
         "targets: test users whose target's training frequency lies in the band.\n",
         summary + _budgets_section(budgets),
         "\n## Figures\n",
@@ -169,12 +172,12 @@ def _markdown_document(rows: list[Row], summary: str, budgets: str, table: str, 
 def _head_to_head_section(table: str) -> str:
     return ("\n### Head to head at equal memory\n\n"
             "Per band, the configurations that allocate about the same memory (within 10% of each other) "
-            "against the one with the best mean test NDCG@10 among those with the most seeds (head_to_head.csv): "
-            "the change of NDCG@10, paired over the test users and the seeds both have, with its 95% "
-            "bootstrap CI, for all test users, the in-band targets and the others; * = the CI excludes 0 "
-            "(nominally: the leader is picked on the same users); † = the overall change stays significant "
-            "after Holm's correction over the tier's rivals of its leader (bootstrap p-values, "
-            "p_holm < 0.05).\n\n"
+            "against the one with the best mean validation NDCG@10 among those with the most seeds "
+            "(head_to_head.csv): the change of test NDCG@10, paired over the test users and the seeds both "
+            "have, with its 95% CIs [over users] and {over seeds and users}, for all test users, the in-band "
+            "targets and the others; * = the seed-aware CI excludes 0; † = the overall change stays "
+            "significant after Holm's correction over the tier's rivals of its leader (seed-aware "
+            "bootstrap p-values, seed_p_holm < 0.05); {1 seed} = no seed-aware CI.\n\n"
             + table)
 
 
@@ -186,4 +189,5 @@ def _budgets_section(budgets: str) -> str:
             "the embedding parameters it allocates, as a share of the no-band baseline's full table "
             "(budgets.csv, figures budget_*). The interval is the 95% paired bootstrap CI of the change "
             "against the baseline, placed on the level of the baseline's same seeds (± seed std where runs "
-            "have no per-user file); * = the CI excludes 0.\n\n" + budgets)
+            "have no per-user file); * = the seed-aware CI of the change (summary.csv delta_seed_ci_*) "
+            "excludes 0; (1 seed) = none exists.\n\n" + budgets)
