@@ -444,17 +444,24 @@ def test_readme_answer_numbers_equal_the_committed_summary():
     def pct(v, nd=0):
         return f"{abs(float(v)):.{nd}f}%"
 
+    def seed_ci(r):  # the interval over test users and seeds, in % of the baseline
+        base = float(r["baseline_ndcg10"])
+        lo, hi = (100 * float(r[k]) / base for k in ("delta_seed_ci_low", "delta_seed_ci_high"))
+        return f"CI {'−' if lo < 0 else '+'}{abs(lo):.1f}% to {'−' if hi < 0 else '+'}{abs(hi):.1f}%"
+
     sas = row("sasrec", "[0, 5]")
     assert f"loses {pct(sas['delta_pct'])} of test NDCG@10" in text
-    assert f"({float(sas['baseline_ndcg10']):.4f} → {float(sas['ndcg10_mean']):.4f})" in text
+    assert f"({float(sas['baseline_ndcg10']):.4f} → {float(sas['ndcg10_mean']):.4f}, {seed_ci(sas)})" in text
+    assert sas["seed_significant"] == "yes"
     assert f"up to {pct(row('sasrec', '[0, 20]')['delta_pct'])} for `[0, 20]`" in text
     assert f"{round(100 * float(sas['share_in_band']))}% of items seen at most 5 times" in text
     mf = row("mf_bpr", "[0, 5]")
-    base = float(mf["baseline_ndcg10"])
-    lo, hi = (100 * float(mf[k]) / base for k in ("delta_ci_low", "delta_ci_high"))
-    assert f"`[0, 5]` +{float(mf['delta_pct']):.1f}%, 95% CI −{abs(lo):.1f}% to +{hi:.1f}%" in text
+    assert f"`[0, 5]` +{float(mf['delta_pct']):.1f}%, {seed_ci(mf)}" in text
+    assert "no significant cost for any cold band" in text
+    assert all(row("mf_bpr", b)["seed_significant"] == "no" for b in ("[0, 0]", "[0, 5]", "[0, 20]", "[5, 5]", "[5, 20]"))
     hot = row("sasrec", "[100, inf)")
-    assert f"SASRec's total change (−{abs(float(hot['delta_pct'])):.1f}%)" in text
+    assert f"SASRec loses only {abs(float(hot['delta_pct'])):.1f}% ({seed_ci(hot)}, just significant)" in text
+    assert hot["seed_significant"] == "yes" and float(hot["seed_p"]) > 0.01
     for model, label in (("sasrec", "SASRec"), ("mf_bpr", "MF-BPR")):
         r = row(model, "[100, inf)")
         before = float(r["inband_baseline_ndcg10"])
