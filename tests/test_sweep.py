@@ -298,7 +298,7 @@ def test_joblib_sweep_runs_jobs_in_parallel(tmp_path, data_file):
     ms = runs(sweep_dir)
     assert len(ms) == 4 and all(m["status"] == "ok" for m in ms.values())
     # the workers resolve the run dir names too
-    assert {n.split("_", 1)[1] for n in ms} == {f"sasrec_custom_l{lo}_u10_{t}_s1" for lo in (0, 5) for t in ("all", "shared")}
+    assert {n.split("_", 1)[1] for n in ms} == {f"sasrec_custom_b{lo}-10_{t}_s1" for lo in (0, 5) for t in ("all", "shared")}
     spans = [(m["started_at"], m["finished_at"]) for m in ms.values()]
     overlaps = [(a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]]
     assert overlaps, spans
