@@ -157,6 +157,7 @@ def _env(cache):
     return {**os.environ, "EMBFREQ_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow  # a subprocess run: CI runs it with -m slow
 def test_cli_tiny_run_writes_valid_metrics(tiny, tmp_path):
     path, cache = tiny
     out = subprocess.run(

@@ -58,6 +58,7 @@ def data_file(tmp_path):
     return write_seq(tmp_path / "tiny.txt", synthetic_seqs(num_users=60, num_items=40))
 
 
+@pytest.mark.slow  # a subprocess run: CI runs it with -m slow
 def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, data_file):
     # 8 jobs: (10, 5) is skipped for both head counts; num_heads=3 does not divide embedding_dim 64, so
     # those jobs fail; the sweep goes on and trains the baseline and two bands with one head.
@@ -115,6 +116,7 @@ def test_basic_sweep_records_skipped_and_failed_jobs_and_reports_them(tmp_path, 
             "buckets_sasrec_custom_model.net.num_heads=1.png"} <= names, sorted(names)
 
 
+@pytest.mark.slow  # a subprocess run: CI runs it with -m slow
 def test_band_grid_gets_its_baseline_exits_0_and_reports_deltas(tmp_path, data_file):
     # the card's grid at a short budget (eval_every left at 5 > max_epochs): 6 cells, (10, 5) skipped,
     # plus the no-band job the sweeper adds; every band cell gets a delta against it
