@@ -76,8 +76,9 @@ def test_two_matching_short_runs_are_refused(runs):
 
 
 @pytest.mark.slow
-def test_the_committed_page_block_is_what_its_command_prints():
-    page = (ROOT / "docs/results/epoch_cap_sasrec_beauty_1000/README.md").read_text()
+@pytest.mark.parametrize("page", ["epoch_cap_sasrec_beauty_1000", "epoch_cap_400_bands"])
+def test_the_committed_page_block_is_what_its_command_prints(page):
+    page = (ROOT / "docs/results" / page / "README.md").read_text()
     cmd, block = re.search(r"<!-- epoch-cap-table: python (.*?) -->\n(.*?)<!-- /epoch-cap-table -->", page, re.S).groups()
     out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert block.strip() == out.strip()

@@ -462,6 +462,10 @@ def test_readme_answer_numbers_equal_the_committed_summary():
     hot = row("sasrec", "[100, inf)")
     assert f"SASRec loses only {abs(float(hot['delta_pct'])):.1f}% ({seed_ci(hot)}, just significant)" in text
     assert hot["seed_significant"] == "yes" and float(hot["seed_p"]) > 0.01
+    with open(ROOT / "docs/results/epoch_cap_400_bands/summary.csv", newline="") as f:
+        cap400 = {r["band"]: r for r in csv.DictReader(f)}
+    assert f"the cold-band cost falls to {abs(float(cap400['[0, 5]']['delta_pct'])):.1f}%" in text
+    assert cap400["[0, 5]"]["seed_significant"] == "yes" and cap400["[100, inf)"]["seed_significant"] == "no"
     for model, label in (("sasrec", "SASRec"), ("mf_bpr", "MF-BPR")):
         r = row(model, "[100, inf)")
         before = float(r["inband_baseline_ndcg10"])
