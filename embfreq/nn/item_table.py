@@ -218,10 +218,6 @@ class ItemTable(nn.Module):
             table.register_hook(lambda grad: _forget(module, token))
         return table
 
-    def effective_weight(self) -> torch.Tensor:
-        """Same as ``weight``."""
-        return self.weight
-
     def _cache_key(self):
         try:
             tensors = [*self.parameters(), *self.buffers()]
