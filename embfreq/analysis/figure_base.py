@@ -94,6 +94,20 @@ def display_title(title: str) -> str:
     return " · ".join(out)
 
 
+def fit_title(title: str, width_in: float, fontsize: float = FONT) -> str:
+    """A "model · data · band" title with display names (`display_title`), broken at its
+    separators where one line would be wider than `width_in` inches (about 0.6 em per character
+    in DejaVu Sans), instead of letting it be cut off."""
+    per_line = max(10, int(width_in * 72 / (0.6 * fontsize)))
+    lines: list[str] = []
+    for part in display_title(title).split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= per_line:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def bound_tick(v, lower: bool) -> str:
     """A band bound as a tick label: the number, "inf" for an open upper side and "-inf" for an
     open lower side (as in the band labels, "(-inf, 5]")."""
@@ -179,11 +193,19 @@ def overlap(a: tuple, b: tuple) -> bool:
 
 
 def texts(fig: Figure) -> list:
-    """Every visible, non-empty text of the figure (titles, axis and tick labels, legends,
-    annotations, cell values)."""
+    """Every visible, non-empty text the figure draws (titles, axis and tick labels, legends,
+    annotations, cell values); tick labels only of the ticks drawn (inside the view)."""
     from matplotlib.text import Text
 
-    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and t.figure is fig]
+    ticks, drawn = set(), set()
+    for ax in fig.axes:
+        for axis in ax._axis_map.values():
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks |= {id(tick.label1), id(tick.label2)}
+            for tick in axis._update_ticks():  # the ticks a draw shows
+                drawn |= {id(tick.label1), id(tick.label2)}
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+            and (id(t) not in ticks or id(t) in drawn)]
 
 
 def overlapping_texts(fig: Figure, pad: float = 0.0) -> list[tuple[str, str]]:

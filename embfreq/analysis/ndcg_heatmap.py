@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, bound_tick, display, new_figure,
-                                          save_png_pdf)
+from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, bound_tick, display, fit_title,
+                                          new_figure, save_png_pdf)
 from embfreq.analysis.sweep_runs import Row
 from embfreq.band import bound_order
 
@@ -124,12 +124,11 @@ def plot_heatmap(grid: Grid, path: Path) -> list[Path]:
     ax.set_ylabel(LABELS["lower"].replace(" (", "\n("), fontsize=FONT)
     b = grid.baseline
     if b.values:
-        btxt = f"no band {b.mean:.4f}" + (f" ± {b.std:.4f} (n={len(b.values)})" if len(b.values) > 1 else "")
-        if norm is not None:
-            btxt += ", the black line"
+        btxt = f"no band {b.mean:.4f}" + (f" ± {b.std:.4f} (n={len(b.values)}" if len(b.values) > 1 else " (n=1")
+        btxt += "; black line)" if norm is not None else ")"
     elif b.statuses:
         btxt = "no band: " + "/".join(sorted(set(b.statuses)))
     else:
         btxt = "no run without a band"
-    ax.set_title(f"{_panel_title(grid.panel)}\ntest NDCG@10 by band; {btxt}", fontsize=FONT)
+    ax.set_title(f"{fit_title(_panel_title(grid.panel), fig.get_figwidth())}\n{btxt}", fontsize=FONT)
     return save_png_pdf(fig, path)

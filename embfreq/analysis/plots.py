@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, display_title, new_figure, save_png_pdf,
+from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, fit_title, new_figure, save_png_pdf,
                                           style_axes)
 from embfreq.analysis.items import real_items
 
@@ -24,18 +24,7 @@ BAND_COLOUR = "tab:red"
 NORM_LABEL = "L2 norm of effective vector"  # the row the model scores with (run_analysis.NORM_COLUMN)
 
 
-def _fit_title(title: str, width_in: float, fontsize: float = FONT) -> str:
-    """A "model · data · band" title with display names (`figure_base.display_title`), broken at
-    its separators where one line would be wider than the figure (about 0.6 em per character in
-    DejaVu Sans), instead of letting it be cut off."""
-    per_line = max(10, int(width_in * 72 / (0.6 * fontsize)))
-    lines: list[str] = []
-    for part in display_title(title).split(" · "):
-        if lines and len(lines[-1]) + 3 + len(part) <= per_line:
-            lines[-1] += " · " + part
-        else:
-            lines.append(part)
-    return "\n".join(lines)
+_fit_title = fit_title  # the name the figures below use
 
 
 def save_figure(fig: Figure, path) -> Path:
