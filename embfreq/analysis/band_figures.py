@@ -64,7 +64,7 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
     data = np.full((len(lowers), len(uppers)), np.nan)
     for r in recs:
         data[lowers.index(r["lower_freq"]), uppers.index(r["upper_freq"])] = 100 * r["delta_ndcg10"] / r["baseline_ndcg10"]
-    fig = new_figure(max(COLUMN, 1.5 + 0.66 * len(uppers)), 1.2 + 0.48 * len(lowers))
+    fig = new_figure(max(COLUMN, 1.5 + 0.66 * len(uppers)), max(2.4, 1.2 + 0.48 * len(lowers)))
     ax = fig.add_subplot()
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", norm=TwoSlopeNorm(0, -lim - 1e-9, lim + 1e-9), aspect="auto")
@@ -85,7 +85,7 @@ def heatmap_delta(recs: list[dict], title: str, stem: Path) -> list[Path]:
     ax.set_xlabel(LABELS["upper"], fontsize=FONT)
     ax.set_ylabel(LABELS["lower"].replace(" (", "\n("), fontsize=FONT)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
-    cb.set_label(LABELS["delta_pct"], fontsize=FONT)
+    cb.set_label(LABELS["delta_pct"].replace(" (", "\n("), fontsize=FONT)
     cb.ax.tick_params(labelsize=SMALL)
     ax.set_title(display_title(title) + "\n[95% CI over test users]; * seed-aware CI excludes 0", fontsize=FONT)
     return save(fig, stem)

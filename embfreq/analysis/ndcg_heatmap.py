@@ -106,7 +106,7 @@ def plot_heatmap(grid: Grid, path: Path) -> list[Path]:
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, norm=norm, aspect="auto")
     if finite.size:
         cb = fig.colorbar(im, ax=ax, shrink=0.9)
-        cb.set_label(LABELS["ndcg"], fontsize=FONT)
+        cb.set_label(LABELS["ndcg"].replace(" (", "\n("), fontsize=FONT)
         cb.ax.tick_params(labelsize=SMALL)
         if base is not None and finite.min() <= base <= finite.max():
             cb.ax.axhline(base, color="black", lw=1.2)
