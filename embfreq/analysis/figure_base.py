@@ -145,8 +145,8 @@ OFFSETS = ((4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "b
 
 
 def obstacles(ax) -> list[tuple]:
-    """Window boxes of what a label must not cover in `ax`: its markers, bars and drawn lines
-    (reference lines aside: a label may sit on a dashed level line)."""
+    """Window boxes of what a label must not cover in `ax`: its markers, bars, and reference
+    lines (a straight two-point line such as the no-band level)."""
     fig = ax.figure
     out = []
     for line in ax.get_lines():
@@ -155,6 +155,10 @@ def obstacles(ax) -> list[tuple]:
             r = (line.get_markersize() / 2 + 0.5) * fig.dpi / 72
             for px, py in line.get_transform().transform(line.get_xydata()):
                 out.append((px - r, py - r, px + r, py + r))
+        elif len(line.get_xydata()) == 2 and line.get_linestyle() not in ("None", "none", "", " "):
+            (x0, y0), (x1, y1) = line.get_transform().transform(line.get_xydata())
+            if x0 == x1 or y0 == y1:  # horizontal or vertical: its box is the line
+                out.append((min(x0, x1) - 1, min(y0, y1) - 1.5, max(x0, x1) + 1, max(y0, y1) + 1.5))
     for coll in ax.collections:  # error bars: thin boxes along each segment
         if hasattr(coll, "get_segments"):
             for seg in coll.get_segments():
@@ -173,8 +177,10 @@ def place_labels(fig: Figure, labels: list[tuple], *, fontsize: float = SMALL, o
     out = []
     for ax, x, y, text, colour, shift in labels:
         for n, (dx, dy, ha, va) in enumerate(offsets):
+            # on a light box: a label may cross a grid or dashed level line and stay readable
             t = ax.annotate(text, (x, y), xytext=(dx + shift, dy), textcoords="offset points", fontsize=fontsize,
-                            color=colour, ha=ha, va=va, zorder=5)
+                            color=colour, ha=ha, va=va, zorder=5,
+                            bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8})
             e = t.get_window_extent(renderer)
             box = (e.x0, e.y0, e.x1, e.y1)
             inside = ax.bbox.x0 <= e.x0 and e.x1 <= ax.bbox.x1 and ax.bbox.y0 <= e.y0 and e.y1 <= ax.bbox.y1
