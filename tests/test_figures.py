@@ -50,10 +50,12 @@ def drawn(monkeypatch):
 
 def check_style(fig, name: str) -> None:
     """One figure's style: axes labelled (a colorbar too), no config key shown, text >= 7 pt and
-    inside the figure, no two texts overlapping."""
+    inside the figure, no two texts overlapping. (Units are in the labels' wording, figure_base.LABELS.)"""
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert axes, name
-    assert axes[0].get_xlabel().strip() and axes[0].get_ylabel().strip(), name
+    assert any(ax.get_xlabel().strip() for ax in axes), name  # stacked panels: the bottom one
+    for ax in axes:  # each y axis labelled, or sharing it with a labelled one (a broken x axis)
+        assert any(o.get_ylabel().strip() for o in ax.get_shared_y_axes().get_siblings(ax)), name
     for cb in (ax for ax in fig.axes if ax.get_label() == "<colorbar>"):
         assert cb.get_ylabel().strip(), name
     fig.canvas.draw()
@@ -201,3 +203,29 @@ def test_committed_large_reports_in_style(drawn, tmp_path):
         drawn.clear()
         rep = make_report(paths, tmp_path / name)
         check_report_figures(drawn, rep.files)
+
+
+def test_per_run_figures_in_style():
+    """The figures `python -m embfreq.analyze RUN_DIR` writes (docs/figures/ holds older ones): the
+    same rules, on a synthetic run with and without a band."""
+    from embfreq.analysis.plots import freq_vs_norm_figure, frequency_buckets, frequency_buckets_figure, \
+        frequency_panels_figure
+
+    rng = np.random.default_rng(3)
+    n = 800
+    freq = np.r_[0, np.floor(rng.pareto(1.2, n - 1) * 3)]
+    norm = 1 / (1 + np.log1p(freq)) + rng.normal(0, 0.05, n)
+    counts = rng.poisson(np.minimum(freq, 20) / 5)
+    hits = (rng.uniform(size=n) < 0.05 * np.log1p(freq)).astype(float)
+    for title, band in (("sasrec · beauty_1000 · band [0, 5] (neighbours=outside_band)", np.r_[False, freq[1:] <= 5]),
+                        ("mf_bpr · yelp · baseline", np.zeros(n, dtype=bool))):
+        check_style(frequency_panels_figure(freq, norm, hits, hits / 2, title, counts=counts,
+                                            in_band=band if band.any() else None), "panels")
+        rows = frequency_buckets(freq, {"Recall@10": hits, "NDCG@10": hits / 2}, counts)
+        check_style(frequency_buckets_figure(rows, ["Recall@10", "NDCG@10"], title=title), "buckets")
+        fig = freq_vs_norm_figure(freq, norm, band, -0.5, title=title)
+        check_style(fig, "norm")
+        legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        real = band[1:]  # row 0 is padding, not an item
+        assert legend == ([f"items outside the band ({(~real).sum():,})", f"items in the band ({real.sum():,})"]
+                          if band.any() else [f"items ({n - 1:,})"])

@@ -217,14 +217,28 @@ def texts(fig: Figure) -> list:
 def overlapping_texts(fig: Figure, pad: float = 0.0) -> list[tuple[str, str]]:
     """Pairs of visible texts whose boxes overlap (shrunk by `pad` pixels), on the figure as drawn:
     what a check of "no overlapping labels" asserts empty."""
+    import math
+
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = []
     for t in texts(fig):
         e = t.get_window_extent(renderer)
         if e.width > 0 and e.height > 0:
-            boxes.append((t.get_text(), (e.x0 + pad, e.y0 + pad, e.x1 - pad, e.y1 - pad)))
-    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if overlap(ba, bb)]
+            boxes.append((t, (e.x0 + pad, e.y0 + pad, e.x1 - pad, e.y1 - pad)))
+
+    def apart(a, ba, b, bb) -> bool:
+        r = a.get_rotation()
+        if r % 90 == 0 or r != b.get_rotation():
+            return not overlap(ba, bb)
+        # two slanted labels side by side (rotated tick labels): their upright boxes overlap, the text
+        # does not when the centres lie a line height apart across the writing direction
+        nx, ny = -math.sin(math.radians(r)), math.cos(math.radians(r))
+        dx, dy = (ba[0] + ba[2] - bb[0] - bb[2]) / 2, (ba[1] + ba[3] - bb[1] - bb[3]) / 2
+        return abs(dx * nx + dy * ny) >= a.get_fontsize() * fig.dpi / 72 - 2 * pad
+
+    return [(a.get_text(), b.get_text()) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:]
+            if not apart(a, ba, b, bb)]
 
 
 def save_as(fig: Figure, path: str | Path, fmt: str, **savefig_kwargs) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, fit_title, new_figure, save_png_pdf,
                                           style_axes)
@@ -220,9 +221,13 @@ def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = Non
     w = 0.4
     ax_n.bar(xs - w / 2, [r["items"] for r in rows], w, color="0.55", label="items")
     ax_n.bar(xs + w / 2, [r["test_cases"] for r in rows], w, color="0.2", label="test cases")
-    ax_n.set_yscale("symlog", linthresh=1.0, linscale=0.5)  # counts span 0 to thousands
+    ax_n.set_yscale("symlog", linthresh=1.0, linscale=1.0)  # counts span 0 to thousands; 0 and 1 a decade apart
     top = max([10] + [max(r["items"], r["test_cases"]) for r in rows])
     ax_n.set_ylim(0, 100 * top)  # headroom for the legend above the bars (a log axis)
+    kmax = int(math.floor(math.log10(100 * top)))
+    step = -(-(kmax + 1) // 4)  # at most 4 decades labelled besides 0: the panel is short
+    ax_n.set_yticks([0] + [10 ** k for k in range(0, kmax + 1, step)])
+    ax_n.yaxis.set_minor_locator(NullLocator())
     ax_n.set_ylabel("count", fontsize=FONT)
     if rows:
         ax_n.legend(loc="upper right", fontsize=SMALL, frameon=False, ncols=2)
