@@ -53,8 +53,8 @@ def export(out: Path, overrides: list[str]) -> dict:
 
 
 def plot(page: Path, title: str = "SASRec-BCE · Beauty · same split and settings, seed 1") -> list[Path]:
-    from embfreq.analysis.band_figures import COLUMN, FONT, save
-    from embfreq.analysis.figure_base import new_figure, style_axes
+    from embfreq.analysis.band_figures import save
+    from embfreq.analysis.figure_base import COLUMN, FONT, LABELS, SMALL, display_title, new_figure, style_axes
 
     with open(page / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -63,11 +63,11 @@ def plot(page: Path, title: str = "SASRec-BCE · Beauty · same split and settin
     for impl, marker in (("recboard", "o"), ("embfreq", "s")):
         pts = sorted((int(r["epoch"]), float(r["val_ndcg10"])) for r in rows if r["impl"] == impl)
         ax.plot(*zip(*pts), marker=marker, ms=3, lw=0.9, label={"recboard": "RecBoard (FreeRec)"}.get(impl, impl))
-    ax.set_xlabel("epoch", fontsize=FONT)
-    ax.set_ylabel("validation NDCG@10", fontsize=FONT)
-    ax.set_title(title, fontsize=FONT)
-    style_axes(ax, FONT)
-    ax.legend(fontsize=FONT, frameon=False)
+    ax.set_xlabel(LABELS["epoch"], fontsize=FONT)
+    ax.set_ylabel(LABELS["val_ndcg"], fontsize=FONT)
+    ax.set_title(display_title(title), fontsize=FONT)
+    style_axes(ax)
+    ax.legend(fontsize=SMALL, frameon=False)
     return save(fig, page / "curves")
 
 

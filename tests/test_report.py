@@ -126,7 +126,7 @@ def test_grid_mean_std_and_figures(sweep):
     assert g.lowers == [0, 5, 20] and g.uppers == [5, 20, None]
     c = g.cells[(0, 5)]
     assert c.mean == pytest.approx(0.245) and c.std == pytest.approx(0.0353553, rel=1e-4)
-    assert "±0.0354 (n=2)" in c.text()
+    assert c.text() == "0.2450\n±0.0354\nn=2"  # three short lines: the cell fits one column
     assert g.cells[(20, 5)].text() == "skipped" and g.cells[(20, None)].text() == "failed"
     assert g.baseline.mean == pytest.approx(0.25) and len(g.baseline.values) == 2
     assert gs["mf_bpr"].baseline.mean == pytest.approx(0.11)
@@ -139,6 +139,7 @@ def test_grid_mean_std_and_figures(sweep):
         assert p.is_file()
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == PNG
+            assert p.with_suffix(".pdf") in rep.files and p.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
     assert not [p for p in sweep.iterdir() if p.name.startswith(".")]  # no temp files left
 
 

@@ -12,8 +12,9 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
-from embfreq.analysis.band_figures import COLUMN, FONT, save
-from embfreq.analysis.figure_base import new_figure, style_axes
+from embfreq.analysis.band_figures import save
+from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, SMALL, display, display_title, freeze_layout,
+                                          new_figure, place_labels, style_axes)
 
 COLUMNS = ("data", "model", "variant", "band", "strategy", "budget", "seeds", "embedding_params", "params_share",
            "ndcg10_mean", "ci_low", "ci_high", "bars", "delta_pct", "significant",
@@ -25,7 +26,7 @@ BASELINE = "no band"
 BOOTSTRAP, SEED_STD = "95% paired bootstrap CI", "± seed std"
 # a strategy keeps its colour in every figure
 ORDER = ("neighbours (all)", "neighbours (outside_band)", "shared", "hashed", "qr", "mixed_dim")
-MIN_FONT = 7.0  # legible at one column width
+MIN_FONT = SMALL  # legible at one column width
 
 
 def strategy_budget(neighbours: str) -> tuple[str, str]:
@@ -155,8 +156,9 @@ def draw(pts: list[dict], title: str):
                       for c in ("ci_low", "ci_high"))
             budgets = [p["budget"] for p in rs]
             # one budget: named in the legend; several: the swept key in the legend, its value at each point
-            keys = " ".join(dict.fromkeys(kv.split("=")[0] for b in budgets for kv in b.split()))
-            label = s + (f" ({budgets[0]})" if len(rs) == 1 and budgets[0] else f" ({keys})" if keys else "")
+            keys = ", ".join(dict.fromkeys(display(kv.split("=")[0]) for b in budgets for kv in b.split()))
+            label = (display(f"{s} {budgets[0]}") if len(rs) == 1 and budgets[0]
+                     else f"{display(s)} (labels: {keys})" if keys else display(s))
             if len(kinds) > 1 and any(p["bars"] == SEED_STD for p in rs):  # the legend title names the CI
                 label += f", bars {SEED_STD}"
             c = _colour(s, others)
@@ -177,7 +179,7 @@ def draw(pts: list[dict], title: str):
             ax.set_xticks(budget_ticks([100 * p["params_share"] for p in pts], *ranges[k]))
         else:  # at most 5 ticks: labels like 99.75 must not run into each other at one column
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 5, steps=[1, 2, 2.5, 5, 10]))
-        style_axes(ax, FONT)
+        style_axes(ax)
         if k > 0:  # the break: no spine between the panels, a slash on each side
             ax.spines["left"].set_visible(False)
             ax.tick_params(axis="y", left=False)
@@ -190,22 +192,21 @@ def draw(pts: list[dict], title: str):
     ys = [v for p in pts for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None and np.isfinite(v)]
     pad = 0.06 * (max(ys) - min(ys)) or 0.05 * abs(max(ys)) or 0.01
     axes[0].set_ylim(min(ys) - pad, max(ys) + pad)
-    axes[0].set_xlabel("embedding parameters allocated (% of the full table)", fontsize=FONT)
+    axes[0].set_xlabel(LABELS["params"], fontsize=FONT)
     if len(axes) > 1:  # centred under both panels (not supxlabel: it would share the legend's place)
         axes[0].xaxis.set_label_coords(sum(widths) / widths[0] / 2, -0.12)
         axes[0].xaxis.label.set_va("top")
-    axes[0].set_ylabel("test NDCG@10", fontsize=FONT)
-    fig.suptitle(title, fontsize=FONT)
+    axes[0].set_ylabel(LABELS["ndcg"], fontsize=FONT)
+    fig.suptitle(display_title(title), fontsize=FONT)
     # below the axes: points may lie anywhere in the plot; two columns fit one column's width
     names = axes[0].get_legend_handles_labels()[1]
     ncol = 2 if max(map(len, names)) <= 26 else 1
     fig.legend(loc="outside lower center", ncol=ncol, fontsize=MIN_FONT, title_fontsize=MIN_FONT, frameon=False,
                title=f"bars: {BOOTSTRAP if len(kinds) > 1 else kinds[0]}" if kinds else None)
     fig.set_size_inches(COLUMN, 2.5 + 0.16 * (-(-len(names) // ncol) + bool(kinds)))
-    fig.canvas.draw()  # the layout, computed once and then frozen: the checked positions are the printed ones
-    fig.set_layout_engine("none")
+    freeze_layout(fig)  # the checked positions are the printed ones
     _fit_markers(axes)
-    _place_labels(fig, labels)
+    place_labels(fig, labels, fontsize=MIN_FONT)
     return fig
 
 
@@ -239,48 +240,6 @@ def dodge(by_strategy: dict[str, list[dict]], span: float, tol: float = 0.015, s
     xs = {s: [100 * p["params_share"] for p in rs] for s, rs in by_strategy.items()}
     close = [s for s in xs if any(abs(a - b) <= tol * span for t in xs if t != s for a in xs[s] for b in xs[t])]
     return {s: (close.index(s) - (len(close) - 1) / 2) * step if s in close else 0.0 for s in xs}
-
-
-# where a budget label may go, in points from its marker, in order of preference
-OFFSETS = ((4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "bottom"), (-4, -2, "right", "top"),
-           (0, 6, "center", "bottom"), (0, -6, "center", "top"), (8, -4, "left", "center"),
-           (-8, -4, "right", "center"), (10, 10, "left", "bottom"), (-10, -10, "right", "top"))
-
-
-def _place_labels(fig, labels: list[tuple]) -> None:
-    """Each label at the first offset where it overlaps no placed label and no marker of its axes
-    (on the frozen layout of `draw`)."""
-    renderer = fig.canvas.get_renderer()
-    taken = {}
-    for ax in {a for a, *_ in labels}:
-        marks = []
-        for line in ax.get_lines():
-            if line.get_marker() in ("o", "*"):
-                for px, py in line.get_transform().transform(line.get_xydata()):
-                    r = 6 if line.get_marker() == "*" else 3.5
-                    marks.append((px - r, py - r, px + r, py + r))
-        for bars in ax.collections:  # the CI bars: thin boxes along each segment
-            for seg in bars.get_segments():
-                (x0, y0), (x1, y1) = bars.get_transform().transform(seg[[0, -1]])
-                marks.append((min(x0, x1) - 1, min(y0, y1), max(x0, x1) + 1, max(y0, y1)))
-        taken[ax] = marks
-    for ax, x, y, text, c, shift in labels:
-        box = None
-        for dx, dy, ha, va in OFFSETS:
-            t = ax.annotate(text, (x, y), xytext=(dx + shift, dy), textcoords="offset points", fontsize=MIN_FONT,
-                            color=c, ha=ha, va=va, zorder=5)
-            e = t.get_window_extent(renderer)
-            box = (e.x0, e.y0, e.x1, e.y1)
-            inside = ax.bbox.x0 <= e.x0 and e.x1 <= ax.bbox.x1 and ax.bbox.y0 <= e.y0 and e.y1 <= ax.bbox.y1
-            if inside and not any(_overlap(box, b) for b in taken[ax]):
-                break
-            if (dx, dy) != OFFSETS[-1][:2]:
-                t.remove()
-        taken[ax].append(box)
-
-
-def _overlap(a: tuple, b: tuple) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def plot(pts: list[dict], title: str, stem: Path) -> list[Path]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.analysis.figure_base import new_figure, save_as
+from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, bound_tick, display, fit_title,
+                                          new_figure, save_png_pdf)
 from embfreq.analysis.sweep_runs import Row
-from embfreq.band import bound_order, bound_text
+from embfreq.band import bound_order
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Cell:
         if self.values:
             s = f"{self.mean:.4f}"
             if len(self.values) > 1:
-                s += f"\n±{self.std:.4f} (n={len(self.values)})"
+                s += f"\n±{self.std:.4f}\nn={len(self.values)}"
             if self.statuses:
                 s += f"\n+{len(self.statuses)} {'/'.join(sorted(set(self.statuses)))}"
             return s
@@ -72,17 +73,17 @@ def grids(rows: list[Row]) -> list[Grid]:
 
 def _panel_title(panel: tuple) -> str:
     model, data, variant, neighbours = panel
-    s = f"{model} · {data}"
+    s = f"{display(model)} · {display(data)}"
     if variant:
         s += f" · {variant}"
-    if neighbours and neighbours != "all":
-        s += f" · neighbours={neighbours}"
+    s += f" · {display(neighbours or 'all')}"
     return s
 
 
-def plot_heatmap(grid: Grid, path: Path) -> Path:
-    """Test NDCG@10 per (lower_freq, upper_freq) cell, mean ± std over seeds; the colour scale is
-    centred on the baseline, so better cells and worse cells differ in hue."""
+def plot_heatmap(grid: Grid, path: Path) -> list[Path]:
+    """Test NDCG@10 per (lower_freq, upper_freq) cell, mean, ± std and n over seeds; the colour
+    scale is centred on the baseline, so better cells and worse cells differ in hue. Written as
+    `path` (PNG) and the PDF beside it; returns [png, pdf]."""
     from matplotlib.colors import TwoSlopeNorm
 
     nr, nc = len(grid.lowers), len(grid.uppers)
@@ -92,7 +93,7 @@ def plot_heatmap(grid: Grid, path: Path) -> Path:
             c = grid.cells.get((lo, hi))
             if c is not None and c.mean is not None:
                 data[i, j] = c.mean
-    fig = new_figure(1.6 + 1.45 * nc, 1.4 + 0.85 * nr, constrained=False)  # saved with bbox_inches="tight"
+    fig = new_figure(min(PAGE, max(COLUMN, 1.6 + 0.7 * nc)), max(2.4, 1.35 + 0.5 * nr))
     ax = fig.add_subplot(1, 1, 1)
     finite = data[np.isfinite(data)]
     base = grid.baseline.mean
@@ -104,8 +105,9 @@ def plot_heatmap(grid: Grid, path: Path) -> Path:
     ax.set_facecolor("#dddddd")  # cells without an ok run
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, norm=norm, aspect="auto")
     if finite.size:
-        cb = fig.colorbar(im, ax=ax)
-        cb.set_label("test NDCG@10")
+        cb = fig.colorbar(im, ax=ax, shrink=0.9)
+        cb.set_label(LABELS["ndcg"].replace(" (", "\n("), fontsize=FONT)
+        cb.ax.tick_params(labelsize=SMALL)
         if base is not None and finite.min() <= base <= finite.max():
             cb.ax.axhline(base, color="black", lw=1.2)
     for (lo, hi), c in grid.cells.items():
@@ -114,17 +116,19 @@ def plot_heatmap(grid: Grid, path: Path) -> Path:
         if c.mean is not None:  # light text on dark cells
             r, g, b, _ = im.cmap(im.norm(c.mean))
             color = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
-        ax.text(j, i, c.text(), ha="center", va="center", fontsize=7.5, color=color)
-    ax.set_xticks(range(nc), [bound_text(v) for v in grid.uppers])
-    ax.set_yticks(range(nr), ["none" if v is None else bound_text(v) for v in grid.lowers])
-    ax.set_xlabel("upper_freq")
-    ax.set_ylabel("lower_freq")
+        ax.text(j, i, c.text(), ha="center", va="center", fontsize=SMALL, color=color, linespacing=1.1)
+    ax.set_xticks(range(nc), [bound_tick(v, False) for v in grid.uppers], fontsize=SMALL)
+    ax.set_yticks(range(nr), [bound_tick(v, True) for v in grid.lowers], fontsize=SMALL)
+    ax.tick_params(length=0)
+    ax.set_xlabel(LABELS["upper"], fontsize=FONT)
+    ax.set_ylabel(LABELS["lower"].replace(" (", "\n("), fontsize=FONT)
     b = grid.baseline
     if b.values:
-        btxt = f"baseline {b.mean:.4f}" + (f" ± {b.std:.4f} (n={len(b.values)})" if len(b.values) > 1 else "")
+        btxt = f"no band {b.mean:.4f}" + (f" ± {b.std:.4f} (n={len(b.values)}" if len(b.values) > 1 else " (n=1")
+        btxt += "; black line)" if norm is not None else ")"
     elif b.statuses:
-        btxt = "baseline " + "/".join(sorted(set(b.statuses)))
+        btxt = "no band: " + "/".join(sorted(set(b.statuses)))
     else:
-        btxt = "no baseline run"
-    ax.set_title(f"{_panel_title(grid.panel)}\ntest NDCG@10 by band; {btxt}", fontsize=9)
-    return save_as(fig, path, "png", dpi=110, bbox_inches="tight")
+        btxt = "no run without a band"
+    ax.set_title(f"{fit_title(_panel_title(grid.panel), fig.get_figwidth())}\n{btxt}", fontsize=FONT)
+    return save_png_pdf(fig, path)

@@ -15,38 +15,22 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
-from embfreq.analysis.figure_base import new_figure, save_as, style_axes
+from embfreq.analysis.figure_base import (COLUMN, FONT, LABELS, PAGE, SMALL, fit_title, new_figure, save_png_pdf,
+                                          style_axes)
 from embfreq.analysis.items import real_items
 
-COLUMN = 3.4  # inches: one column of a two-column paper
-PAGE = 7.0  # inches: the text width, for the four stacked panels
-FONT = 7.5  # points at print size (the figures are printed at their own size)
-SMALL = 7.0  # the smallest text drawn
 BAND_COLOUR = "tab:red"
 NORM_LABEL = "L2 norm of effective vector"  # the row the model scores with (run_analysis.NORM_COLUMN)
 
 
-def _fit_title(title: str, width_in: float, fontsize: float = FONT) -> str:
-    """Break a "model · data · band" title at its separators where one line would be wider than
-    the figure (about 0.6 em per character in DejaVu Sans), instead of letting it be cut off."""
-    per_line = max(10, int(width_in * 72 / (0.6 * fontsize)))
-    lines: list[str] = []
-    for part in title.split(" · "):
-        if lines and len(lines[-1]) + 3 + len(part) <= per_line:
-            lines[-1] += " · " + part
-        else:
-            lines.append(part)
-    return "\n".join(lines)
+_fit_title = fit_title  # the name the figures below use
 
 
 def save_figure(fig: Figure, path) -> Path:
     """Write ``path`` (PNG) and the PDF with the same stem, each atomically; returns the PNG path."""
-    path = Path(path)
-    # dpi of the PDF only applies to the rasterised scatters (thousands of points stay a small file)
-    for target, fmt, dpi in ((path, "png", 200), (path.with_suffix(".pdf"), "pdf", 300)):
-        save_as(fig, target, fmt, dpi=dpi)
-    return path
+    return save_png_pdf(fig, Path(path).with_suffix(""))[0]
 
 
 def _same_length(**arrays: np.ndarray) -> int:
@@ -87,7 +71,7 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
     # frequencies span 0 to thousands; symlog keeps the zeros (linear below 1)
     axes[0].set_yscale("symlog", linthresh=1.0, linscale=0.5)
     axes[0].set_ylim(bottom=0)
-    axes[0].set_ylabel("training frequency\n(interactions)", fontsize=FONT)
+    axes[0].set_ylabel(LABELS["item_freq"].replace(" (", "\n("), fontsize=FONT)
     for ax, (name, vals) in zip(axes[1:], v.items()):
         y = vals[order]
         is_norm = name == "norm"
@@ -115,7 +99,7 @@ def frequency_panels_figure(freq, norm, recall, ndcg, title: str | None = None, 
         axes[-1].set_xlim(-0.5, len(f) - 0.5)
     else:
         axes[0].text(0.5, 0.5, "no items", transform=axes[0].transAxes, ha="center", fontsize=FONT)
-    axes[-1].set_xlabel("items, sorted by training frequency (ascending)", fontsize=FONT)
+    axes[-1].set_xlabel("item rank by training frequency (ascending; items)", fontsize=FONT)
     fig.align_ylabels(axes)
     if title:
         fig.suptitle(_fit_title(title, PAGE, FONT + 0.5), fontsize=FONT + 0.5)
@@ -223,7 +207,7 @@ def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = Non
             ax.errorbar(x, y, yerr=np.vstack([y - low, high - y]), marker="o", ms=3, lw=1, capsize=2,
                         elinewidth=0.8, label=name)
             drawn = True
-    ax.set_ylabel("mean over test cases\n(95% CI)", fontsize=FONT)
+    ax.set_ylabel("mean over test\ncases (95% CI)", fontsize=FONT)
     if value_range is not None:
         lo, hi = value_range
         pad = 0.03 * (hi - lo)
@@ -237,16 +221,20 @@ def frequency_buckets_figure(rows: list[dict], names, *, title: str | None = Non
     w = 0.4
     ax_n.bar(xs - w / 2, [r["items"] for r in rows], w, color="0.55", label="items")
     ax_n.bar(xs + w / 2, [r["test_cases"] for r in rows], w, color="0.2", label="test cases")
-    ax_n.set_yscale("symlog", linthresh=1.0, linscale=0.5)  # counts span 0 to thousands
+    ax_n.set_yscale("symlog", linthresh=1.0, linscale=1.0)  # counts span 0 to thousands; 0 and 1 a decade apart
     top = max([10] + [max(r["items"], r["test_cases"]) for r in rows])
     ax_n.set_ylim(0, 100 * top)  # headroom for the legend above the bars (a log axis)
+    kmax = int(math.floor(math.log10(100 * top)))
+    step = -(-(kmax + 1) // 4)  # at most 4 decades labelled besides 0: the panel is short
+    ax_n.set_yticks([0] + [10 ** k for k in range(0, kmax + 1, step)])
+    ax_n.yaxis.set_minor_locator(NullLocator())
     ax_n.set_ylabel("count", fontsize=FONT)
     if rows:
         ax_n.legend(loc="upper right", fontsize=SMALL, frameon=False, ncols=2)
     ax_n.set_xticks(xs, [r["label"] for r in rows], rotation=45, ha="right", rotation_mode="anchor")
     # keep buckets without tests (often bucket 0) on the axis
     ax_n.set_xlim(-0.5, max(len(rows), 1) - 0.5)
-    ax_n.set_xlabel("training interactions (power-of-two bucket)", fontsize=FONT)
+    ax_n.set_xlabel("training frequency (interactions, powers of 2)", fontsize=FONT)
     for a in (ax, ax_n):
         style_axes(a, SMALL)
     fig.align_ylabels([ax, ax_n])
@@ -274,14 +262,16 @@ def freq_vs_norm_figure(freq, norm, in_band, rho: float | None, *, title: str | 
     ok = np.isfinite(n)
     fig = new_figure(COLUMN, 2.9)
     ax = fig.subplots()
-    for sel, colour, label in ((~band, "tab:blue", "out of band"), (band, BAND_COLOUR, "in band")):
+    # a run without a band item (a baseline) lists its items as items, not as "out of band"
+    rest = "items outside the band" if (band & ok).any() else "items"
+    for sel, colour, label in ((~band, "tab:blue", rest), (band, BAND_COLOUR, "items in the band")):
         sel = sel & ok
         if sel.any():  # a baseline has no in-band series to list
             ax.scatter(f[sel], n[sel], s=3, alpha=0.5, color=colour, linewidths=0,
-                       label=f"{label} ({int(sel.sum())})", rasterized=True)
+                       label=f"{label} ({int(sel.sum()):,})", rasterized=True)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=-0.2)
-    ax.set_xlabel("training interactions (symlog)", fontsize=FONT)
+    ax.set_xlabel(LABELS["item_freq"][:-1] + ", symlog)", fontsize=FONT)
     ax.set_ylabel(NORM_LABEL, fontsize=FONT)
     if ok.any():
         ax.legend(loc="best", markerscale=3, fontsize=SMALL, frameon=False)

@@ -55,7 +55,7 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
       the embedding parameters allocated, and per model, data and band budget_* (PNG and PDF);
     - summary.md: the results tables, the figures and the per-run table;
     - per model and data: heatmap_ndcg10_* (NDCG@10 by band), heatmap_delta_*, frontier_*,
-      buckets_* (PNG and PDF).
+      buckets_* (each a PNG and a PDF).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -77,7 +77,7 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
         if g.cells:
             model, data, variant, neighbours = map(str, g.panel)
             name = _slug(model, data, variant, "" if neighbours in ("", "all") else neighbours)
-            figures.append(plot_heatmap(g, out / f"heatmap_ndcg10_{name}.png"))
+            figures += plot_heatmap(g, out / f"heatmap_ndcg10_{name}.png")
     for key in dict.fromkeys((r["model"], r["data"], r["variant"]) for r in summary):
         model, data, variant = key
         recs = [r for r in summary if (r["model"], r["data"], r["variant"]) == key]
