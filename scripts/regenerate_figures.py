@@ -16,8 +16,9 @@ Afterwards, in a git checkout, two checks (exit 1 if either fails):
 - the tables and pages the jobs rewrote are byte-identical to the committed ones (only figures may
   change: a table that changes means the results changed, not the style).
 
-Not here: docs/figures/*_norm.png and *_panels.png, the per-run figures of `python -m
-embfreq.analyze RUN_DIR`, which need the runs' items.csv or checkpoints (not committed).
+Also the validation curves of a page from its val_curves.csv (scripts/validation_curves.py) and
+docs/figures/*_norm and *_panels, the per-run figures of two committed runs, from their committed
+items.csv.gz (scripts/item_figures.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RESULTS = "docs/results"
+RESULTS = ("docs/results", "docs/figures")
 FIGURE_SUFFIXES = (".png", ".pdf")
 
 # (folder, kind, arguments): the commands of the results pages' README blocks
@@ -43,6 +44,9 @@ JOBS = (
      ["docs/results/epoch_cap_sasrec_beauty_1000", "--out", "docs/results/epoch_cap_sasrec_beauty_1000"]),
     ("docs/results/epoch_cap_400_bands", "report",
      ["docs/results/epoch_cap_400_bands", "out=docs/results/epoch_cap_400_bands"]),
+    ("docs/results/epoch_cap_400_bands", "val_curves",
+     ["--from-csv", "docs/results/epoch_cap_400_bands/val_curves.csv", "--out", "docs/results/epoch_cap_400_bands",
+      "--cap", "200"]),
     ("docs/results/recboard_sasrec", "curves", ["docs/results/recboard_sasrec"]),
     ("docs/results/recboard_mf_bpr", "curves",
      ["docs/results/recboard_mf_bpr", "MF-BPR · Beauty · same split and settings, seed 1"]),
@@ -51,15 +55,23 @@ JOBS = (
 )
 
 
+SCRIPTS = {"curves": ["benchmarks/recboard_side_by_side.py", "plot"],
+           "val_curves": ["scripts/validation_curves.py"],   # validation curves from their committed CSV
+           "item_figures": ["scripts/item_figures.py"]}       # a run's norm/panel figures from its items table
+# the figures each kind of job writes into its folder (a report's: those its summary.md lists)
+STEMS = {"curves": lambda args: ["curves"], "val_curves": lambda args: ["val_curves"],
+         "item_figures": lambda args: [Path(args[-1]).name + "_norm", Path(args[-1]).name + "_panels"]}
+
+
 def command(kind: str, args: list[str]) -> list[str]:
     if kind == "report":
         return [sys.executable, "-m", "embfreq.report", *args]
-    return [sys.executable, "benchmarks/recboard_side_by_side.py", "plot", *args]
+    return [sys.executable, *SCRIPTS[kind], *args]
 
 
-def committed(under: str = RESULTS) -> list[str]:
+def committed(under: tuple[str, ...] = RESULTS) -> list[str]:
     """The committed figures (PNG, PDF) under `under`, repository-relative, sorted."""
-    out = subprocess.run(["git", "ls-files", "--", under], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(["git", "ls-files", "--", *under], cwd=ROOT, capture_output=True, text=True, check=True)
     return sorted(p for p in out.stdout.splitlines() if p.endswith(FIGURE_SUFFIXES))
 
 

@@ -30,7 +30,8 @@ def load_script():
 
 
 def committed_figures() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--", "docs/results"], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(["git", "ls-files", "--", "docs/results", "docs/figures"], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
     return sorted(p for p in out.stdout.splitlines() if p.endswith((".png", ".pdf")))
 
 
@@ -167,17 +168,19 @@ def test_regenerate_script_makes_every_committed_figure():
     folder commits: a report's figures are those its committed summary.md lists (the report's own
     record, PNG and PDF); a curve plot's curves.png and .pdf. Each command is its page's."""
     mod = load_script()
-    folders = {f: (kind, args) for f, kind, args in mod.JOBS}
     expected = []
-    for folder, (kind, args) in folders.items():
+    for folder, kind, args in mod.JOBS:
         if kind == "report":
             md = (ROOT / folder / "summary.md").read_text().split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
             stems = re.findall(r"!\[[^\]]*\]\(([^)]+)\.png\)", md)
         else:
-            stems = ["curves"]
+            stems = mod.STEMS[kind](args)
         expected += [f"{folder}/{s}{x}" for s in stems for x in (".png", ".pdf")]
         readme = ROOT / folder / "README.md"
-        page = (readme if readme.is_file() else readme.parent.parent / "README.md").read_text()
+        if folder == "docs/figures":  # the per-run figures of results.md's norm section
+            page = (ROOT / "docs/results.md").read_text()
+        else:
+            page = (readme if readme.is_file() else readme.parent.parent / "README.md").read_text()
         line = "python " + " ".join(f'"{a}"' if " " in a else a for a in mod.command(kind, args)[1:])
         if folder.endswith("epoch_cap_sasrec_beauty_1000"):  # written by collect_results.py, whose last step it is
             assert "benchmarks/collect_results.py" in page and f"--to {folder}" in page

@@ -39,13 +39,26 @@ def test_csv_holds_every_validation_point_per_run_in_order(tmp_path):
     with open(tmp_path / "out/val_curves.csv") as f:
         rows = list(csv.reader(f))
     assert rows == [
-        ["configuration", "seed", "epoch", "val_ndcg10", "val_hr10"],
-        ["SASRec tiny [0, 5]", "2", "5", "0.25", "0.5"],
-        ["SASRec tiny [0, 5]", "2", "10", "0.375", "0.75"],
-        ["SASRec tiny baseline", "1", "5", "0.125", "0.25"],
+        ["configuration", "seed", "epoch", "val_ndcg10", "val_hr10", "best"],
+        ["SASRec · tiny · [0, 5]", "2", "5", "0.25", "0.5", "0"],
+        ["SASRec · tiny · [0, 5]", "2", "10", "0.375", "0.75", "1"],   # best_epoch 9 = the 10th epoch
+        ["SASRec · tiny · no band", "1", "5", "0.125", "0.25", "1"],
     ]
-    for fmt in ("png", "pdf"):
-        assert (tmp_path / f"out/val_curves.{fmt}").stat().st_size > 0
+    png = (tmp_path / "out/val_curves.png").read_bytes()
+    assert (tmp_path / "out/val_curves.pdf").stat().st_size > 0
+    # the committed CSV alone redraws the same figure
+    assert vc.main(["--from-csv", str(tmp_path / "out/val_curves.csv"), "--out", str(tmp_path / "re"),
+                    "--cap", "5"]) == 0
+    assert (tmp_path / "re/val_curves.png").read_bytes() == png
+
+
+def test_from_csv_refuses_a_file_of_other_columns_and_roots_with_it(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,ndcg\n1,0.5\n")
+    assert vc.main(["--from-csv", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "expected ['configuration'" in capsys.readouterr().err
+    assert vc.main([str(tmp_path), "--from-csv", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not both or neither" in capsys.readouterr().err
 
 
 def test_a_root_without_logged_runs_is_one_line_error(tmp_path, capsys):
@@ -67,6 +80,7 @@ def test_committed_epoch_cap_curves_cover_every_400_epoch_run_but_seed_1s_baseli
     folder = ROOT / "docs/results/epoch_cap_400_bands"
     with open(folder / "val_curves.csv") as f:
         runs = {(r["configuration"], int(r["seed"])) for r in csv.DictReader(f)}
-    expected = {(f"SASRec beauty_1000 {b}", s) for b in ("[0, 5]", "[100, inf)", "baseline")
-                for s in (1, 2, 3)} - {("SASRec beauty_1000 baseline", 1)}
+    name = "SASRec · Beauty (users ≥ 10) · "
+    expected = {(name + b, s) for b in ("[0, 5]", "[100, inf)", "no band")
+                for s in (1, 2, 3)} - {(name + "no band", 1)}
     assert runs == expected
