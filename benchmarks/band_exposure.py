@@ -17,7 +17,7 @@ import sys
 import torch
 
 from embfreq.errors import UserError
-from embfreq.run_dir import restore
+from embfreq.training.run_dir import restore
 
 
 def top_k_items(model, dm, k: int):

@@ -46,7 +46,7 @@ def main() -> int:
             if (run / name).is_file():
                 shutil.copy2(run / name, dest / name)
     print(f"copied {len(plan)} runs into {args.to / 'runs'}")
-    from embfreq.report import main as report
+    from embfreq.cli.report import main as report
 
     return report([str(args.to), "--out", str(args.to)])
 

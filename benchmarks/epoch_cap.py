@@ -6,7 +6,7 @@ same model, data, seed, band and item table, and head to head within each cap.
 
 The two runs of a pair must differ only in trainer.max_epochs (and in paths or threads) among the config keys
 both have; the gaps are paired
-bootstraps over the test users (`embfreq.analysis.stats.paired_change`).
+bootstraps over the test users (`embfreq.analysis.sweep.stats.paired_change`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from embfreq.analysis.per_user import FILE, per_user_metric, read_test_users
-from embfreq.analysis.stats import paired_change
-from embfreq.analysis.sweep_runs import find_run_dirs, read_run
+from embfreq.analysis.per_run.per_user import FILE, per_user_metric, read_test_users
+from embfreq.analysis.sweep.stats import paired_change
+from embfreq.analysis.sweep.sweep_runs import find_run_dirs, read_run
 from embfreq.errors import UserError
 
 CAP = "trainer.max_epochs"

@@ -53,8 +53,8 @@ def export(out: Path, overrides: list[str]) -> dict:
 
 
 def plot(page: Path, title: str = "SASRec-BCE · Beauty · same split and settings, seed 1") -> list[Path]:
-    from embfreq.analysis.band_figures import COLUMN, FONT, save
-    from embfreq.analysis.figure_base import new_figure, style_axes
+    from embfreq.analysis.figures.band_figures import COLUMN, FONT, save
+    from embfreq.analysis.figures.figure_base import new_figure, style_axes
 
     with open(page / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -18,7 +18,7 @@ import torch
 def test_both_ways(run_dir: str) -> dict:
     import pytorch_lightning as pl
 
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     cfg, dm, model = restore(run_dir)
     dm.setup("test")
@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     ap.add_argument("run_dirs", nargs="+")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    from embfreq.train import quiet_libraries
+    from embfreq.training.train import quiet_libraries
 
     quiet_libraries()
     torch.set_num_threads(args.threads)

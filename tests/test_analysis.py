@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import make_model
 
-from embfreq.analysis.items import (
+from embfreq.analysis.per_run.items import (
     average_ranks,
     item_columns,
     item_table,
@@ -20,7 +20,7 @@ from embfreq.analysis.items import (
     summary_numbers,
     write_items_csv,
 )
-from embfreq.analysis.plots import (
+from embfreq.analysis.figures.plots import (
     band_extent,
     ci_bars,
     freq_vs_norm_figure,
@@ -31,7 +31,7 @@ from embfreq.analysis.plots import (
     plot_frequency_buckets,
     plot_frequency_panels,
 )
-from embfreq.analysis.run_analysis import FIGURES, analyze_model, default_title, run_title
+from embfreq.analysis.per_run.run_analysis import FIGURES, analyze_model, default_title, run_title
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TITLE = "sasrec · beauty_1000 · band [0, 5] (neighbours=all)"
@@ -366,7 +366,7 @@ def test_default_title(tmp_path):
 
 
 def test_analyze_model_names_every_figure(tmp_path, monkeypatch):
-    import embfreq.analysis.run_analysis as run
+    import embfreq.analysis.per_run.run_analysis as run
 
     seen = {}
     for name in ("plot_frequency_panels", "plot_frequency_buckets", "plot_freq_vs_norm"):

@@ -15,7 +15,7 @@ import scipy.stats
 import torch
 
 from conftest import ROOT, synthetic_seqs, write_seq
-from embfreq.analysis.run_analysis import FIGURES
+from embfreq.analysis.per_run.run_analysis import FIGURES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF-"
@@ -120,7 +120,7 @@ def test_spearman_matches_scipy(run):
 
 
 def test_per_item_metrics_match_naive_loop(run, monkeypatch):
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     monkeypatch.setenv("EMBFREQ_CACHE", run["env"]["EMBFREQ_CACHE"])
     _, dm, model = restore(run["dir"])
@@ -154,7 +154,7 @@ def test_per_item_metrics_match_naive_loop(run, monkeypatch):
 
 
 def test_analyze_cli_reproduces_training_run(run, monkeypatch, capsys):
-    from embfreq.analyze import main
+    from embfreq.cli.analyze import main
 
     copy = run["base"] / "reanalysed"
     shutil.copytree(run["dir"], copy)
@@ -190,8 +190,8 @@ def test_analyze_cli_reproduces_training_run(run, monkeypatch, capsys):
 def test_analyze_of_a_killed_run_is_not_reported_as_ok(run, monkeypatch, tmp_path):
     """A run killed before its result (no metrics.json): analyze writes its analysis with status
     "unfinished", and the report lists the run as unfinished, not ok."""
-    from embfreq.analysis.sweep_runs import load_rows
-    from embfreq.analyze import main
+    from embfreq.analysis.sweep.sweep_runs import load_rows
+    from embfreq.cli.analyze import main
 
     copy = tmp_path / "killed"
     shutil.copytree(run["dir"], copy)

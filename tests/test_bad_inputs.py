@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from embfreq.errors import ConfigError, DataError, UserError
-from embfreq.train import resume_config, run_job
+from embfreq.training.train import resume_config, run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=2",
@@ -207,7 +207,7 @@ def test_band_covering_every_item_trains(tiny, tmp_path):
 def test_band_covering_every_item_outside_band_gives_zero_rows(tiny, tmp_path):
     """neighbours=outside_band with every item in the band: no item has a row to average, every effective row
     is zero, all scores tie and rank last: metrics are 0, finite, and the run is still "ok"."""
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     m = succeeds(cfg(*tiny, ["lower_freq=0", "upper_freq=null", "item_table.neighbours=outside_band"]), tmp_path / "run")
     assert m["items_in_band"] == m["items"] and m["embedding_params"] == 16  # the padding row only
@@ -375,7 +375,7 @@ def test_resume_moved_run_dir(run_copy):
 
 
 def test_analyze_truncated_checkpoint(run_copy):
-    from embfreq.analyze import analyze
+    from embfreq.cli.analyze import analyze
 
     best = run_copy / "checkpoints" / "best.ckpt"
     best.write_bytes(best.read_bytes()[:-100])
@@ -385,7 +385,7 @@ def test_analyze_truncated_checkpoint(run_copy):
 
 
 def test_analyze_corrupt_metrics_json_is_not_overwritten(run_copy):
-    from embfreq.analyze import analyze
+    from embfreq.cli.analyze import analyze
 
     (run_copy / "metrics.json").write_text('{"status": "ok", "te')
     with pytest.raises(UserError, match=r"unreadable metrics\.json \(JSONDecodeError"):
@@ -394,7 +394,7 @@ def test_analyze_corrupt_metrics_json_is_not_overwritten(run_copy):
 
 
 def test_restore_checkpoint_of_another_model(run_copy):
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     c = OmegaConf.load(run_copy / "config.yaml")
     c.model.embedding_dim = c.model.net.embedding_dim = 32  # the config no longer fits the weights
@@ -406,7 +406,7 @@ def test_restore_checkpoint_of_another_model(run_copy):
 @pytest.mark.xfail(strict=True, reason="torch.load does not verify the zip CRCs: flipped bytes inside tensor "
                                        "data load silently (documented limitation)")
 def test_bit_flipped_checkpoint_is_detected(run_copy):
-    from embfreq.run_dir import load_checkpoint
+    from embfreq.training.run_dir import load_checkpoint
 
     best = run_copy / "checkpoints" / "best.ckpt"
     b = bytearray(best.read_bytes())
@@ -450,7 +450,7 @@ def test_every_checkpoint_load_is_weights_only():
 def test_results_are_written_atomically(monkeypatch, tmp_path):
     """metrics.json and config.yaml go through embfreq.io (temp file + rename); a failed write keeps the old file."""
     import embfreq.io as eio
-    import embfreq.train as train_mod
+    import embfreq.training.train as train_mod
 
     src = (ROOT / "embfreq" / "train.py").read_text()
     assert re.search(r'write_json\(run_dir / "metrics\.json"', src)

@@ -33,7 +33,7 @@ def run(tmp_path_factory):
 
 
 def test_top_k_lists_agree_with_the_ranks_evaluation_gives(run, monkeypatch):
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     run_dir, env = run
     monkeypatch.setenv("EMBFREQ_CACHE", env["EMBFREQ_CACHE"])
@@ -56,7 +56,7 @@ def test_top_k_lists_agree_with_the_ranks_evaluation_gives(run, monkeypatch):
 
 
 def test_band_counts_equal_a_loop_over_users(run, monkeypatch):
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     run_dir, env = run
     monkeypatch.setenv("EMBFREQ_CACHE", env["EMBFREQ_CACHE"])

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from embfreq.analysis import bands, budget_figure
-from embfreq.analysis.sweep_report import make_report
+from embfreq.analysis.figures import budget_figure
+from embfreq.analysis.sweep import bands
+from embfreq.analysis.sweep.sweep_report import make_report
 from embfreq.band import band_label
 from tests.conftest import ROOT
 
@@ -197,7 +198,7 @@ def test_dodge_moves_only_lines_with_a_close_point():
 
 @pytest.mark.slow
 def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
-    from embfreq.analysis.sweep_report import load_rows
+    from embfreq.analysis.sweep.sweep_report import load_rows
 
     rep_pts = budget_figure.points(bands.analyse(load_rows([ITEM_TABLES / "runs"]))[0])
     for key, pts in budget_figure.groups(rep_pts).items():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from embfreq.checkpoint_io import AtomicCheckpointIO
+from embfreq.training.checkpoint_io import AtomicCheckpointIO
 from embfreq.errors import UserError
-from embfreq.run_dir import load_checkpoint
+from embfreq.training.run_dir import load_checkpoint
 
 
 def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from embfreq.cli_args import quote, to_overrides
+from embfreq.cli.args import quote, to_overrides
 from embfreq.errors import UserError
 from tests.conftest import CONF, ROOT
 
@@ -101,7 +101,7 @@ def test_help_lists_every_key_and_writes_nothing(name, tmp_path):
     (["data=custom"], "data.path is required for data=custom"),
 ])
 def test_train_overrides_refused_in_one_line(argv, msg):
-    from embfreq.cli_args import check_train_overrides
+    from embfreq.cli.args import check_train_overrides
 
     with pytest.raises(UserError) as e:
         check_train_overrides(argv)
@@ -116,14 +116,14 @@ def test_train_overrides_refused_in_one_line(argv, msg):
     ["--help"], ["resume=some/run"],
 ])
 def test_train_overrides_accepted(argv):
-    from embfreq.cli_args import check_train_overrides, open_mappings
+    from embfreq.cli.args import check_train_overrides, open_mappings
 
     assert check_train_overrides(open_mappings(argv)) == open_mappings(argv)
 
 
 def test_trainer_argument_needs_no_plus():
     # README: trainer.* takes any pl.Trainer argument; one the trainer config does not set is added for Hydra
-    from embfreq.cli_args import check_train_overrides
+    from embfreq.cli.args import check_train_overrides
 
     assert check_train_overrides(["trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]) == [
         "++trainer.fast_dev_run=true", "trainer.max_epochs=2", "data=lastfm"]

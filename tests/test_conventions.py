@@ -8,10 +8,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from embfreq.builders import build_datamodule, build_model
+from embfreq.training.builders import build_datamodule, build_model
 from embfreq.errors import ConfigError
-from embfreq.optim import with_fused
-from embfreq.train import train
+from embfreq.training.optim import with_fused
+from embfreq.training.train import train
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 
@@ -164,7 +164,7 @@ def test_committed_run_configs_are_in_todays_layout(model, run):
     experiment are one experiment in the report."""
     from omegaconf import OmegaConf
 
-    from embfreq.analysis.baselines import _ignored
+    from embfreq.analysis.sweep.baselines import _ignored
     from embfreq.io import flatten
 
     old = OmegaConf.to_container(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))

@@ -377,7 +377,7 @@ def test_result_files_get_ordinary_permissions(tmp_path):
     """items.csv and other results follow the umask like any file (mkstemp alone gives 0600)."""
     import os
 
-    from embfreq.analysis.items import write_items_csv
+    from embfreq.analysis.per_run.items import write_items_csv
     from embfreq.io import write_json
 
     old = os.umask(0o022)

@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from embfreq.divergence import DivergenceGuard
+from embfreq.training.divergence import DivergenceGuard
 from embfreq.errors import ConfigError, TrainingDiverged
-from embfreq.train import run_job
+from embfreq.training.train import run_job
 from tests.conftest import CONF, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=3",
@@ -72,7 +72,7 @@ def test_a_limit_from_the_config_reaches_the_guard(tiny, tmp_path):
 def test_analyze_refuses_a_diverged_run(tiny, tmp_path):
     """A run that diverged after saving checkpoints (here: a healthy run given the failed record train.py
     writes) has no result: analyze writes no items.csv from its checkpoint."""
-    from embfreq.analyze import analyze
+    from embfreq.cli.analyze import analyze
     from embfreq.errors import UserError
 
     run = tmp_path / "run"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from embfreq.analysis.per_user import write_test_users
+from embfreq.analysis.per_run.per_user import write_test_users
 from tests.conftest import ROOT
 from tests.test_report import fake_run
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from embfreq.analysis import bands, head_to_head, stats
-from embfreq.analysis.per_user import per_user_metric
-from embfreq.analysis.stats import BOOT_SEED, N_BOOT
-from embfreq.analysis.sweep_report import make_report
-from embfreq.analysis.sweep_runs import ReportError, load_rows
+from embfreq.analysis.sweep import bands, head_to_head, stats
+from embfreq.analysis.per_run.per_user import per_user_metric
+from embfreq.analysis.sweep.stats import BOOT_SEED, N_BOOT
+from embfreq.analysis.sweep.sweep_report import make_report
+from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
 from tests.test_report import _with_users, fake_run
 
 TARGETS, FREQ = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]  # the first three targets lie in [0, 5]

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from embfreq.data.processed import load_processed
 from embfreq.data.readers import read_interactions
 from embfreq.errors import ConfigError, DataError
-from embfreq.train import run_job
+from embfreq.training.train import run_job
 from tests.conftest import CONF, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=1",

@@ -9,10 +9,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from embfreq.analysis.sweep_runs import ReportError, load_rows
+from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
 from embfreq.errors import UserError
-from embfreq.integrity import config_sha256
-from embfreq.train import run_job
+from embfreq.training.integrity import config_sha256
+from embfreq.training.train import run_job
 from tests.conftest import CONF, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=2",
@@ -62,7 +62,7 @@ def test_config_sha_is_what_train_recorded(trained):
 
 # -- analyze ------------------------------------------------------------------------------------
 def analyze(run):
-    from embfreq.analyze import analyze as run_analyze
+    from embfreq.cli.analyze import analyze as run_analyze
 
     return run_analyze(run, accelerator="cpu")
 

@@ -195,7 +195,7 @@ def test_tables_refuse_a_bad_band_with_the_same_error():
 
 
 def test_report_knows_the_options_of_every_table():
-    from embfreq.analysis.sweep_runs import TABLE_OPTIONS
+    from embfreq.analysis.sweep.sweep_runs import TABLE_OPTIONS
 
     assert TABLE_OPTIONS == {name: cls.options for name, cls in ITEM_TABLES.items()}
 

@@ -18,7 +18,7 @@ from embfreq.models import GRU4Rec, MFBPR, SASRec
 from embfreq.nn.gru4rec import GRU4RecEncoder
 from embfreq.nn.sasrec import SASRecEncoder
 from embfreq.models.sequential import trim_left_padding
-from embfreq.train import train
+from embfreq.training.train import train
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 
@@ -191,7 +191,7 @@ def test_progress_bar_shows_validation_and_time_left(monkeypatch):
 
     from pytorch_lightning.callbacks import TQDMProgressBar
 
-    from embfreq.callbacks import RunProgressBar
+    from embfreq.training.callbacks import RunProgressBar
 
     monkeypatch.setattr(TQDMProgressBar, "get_metrics", lambda self, t, m: {"v_num": 0, "train/loss": "0.5"})
     bar = RunProgressBar()
@@ -207,7 +207,7 @@ def test_ddp_two_processes_match_one_process(tiny, tmp_path):
     """Train with DDP (2 CPU processes, gloo), then evaluate the best checkpoint in one process."""
     import pytorch_lightning as pl
 
-    from embfreq.run_dir import restore
+    from embfreq.training.run_dir import restore
 
     path, cache = tiny
     out = subprocess.run(
@@ -424,7 +424,7 @@ def test_scores_stay_float32_under_bf16_autocast(tiny):
 def test_nan_loss_fails_the_run(tiny, tmp_path, monkeypatch):
     """A NaN training loss ends the run as failed with the reason; no ok result from NaN scores."""
     from embfreq.errors import TrainingDiverged
-    from embfreq.train import run_job
+    from embfreq.training.train import run_job
 
     path, cache = tiny
     calls = {"n": 0}

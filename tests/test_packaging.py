@@ -45,7 +45,7 @@ def test_installed_package_runs_prepare_and_composes_train(unpacked_wheel, tmp_p
     stats = json.loads(p.stdout.strip().splitlines()[-1])
     assert stats["data"] == "lastfm" and stats["users"] == 1090
     assert sorted(x.name for x in tmp_path.iterdir()) == ["cache"]  # prepare makes no run dir
-    p = subprocess.run([sys.executable, "-c", "import embfreq.train as t; print(t.__file__)"], cwd=tmp_path,
+    p = subprocess.run([sys.executable, "-c", "import embfreq.training.train as t; print(t.__file__)"], cwd=tmp_path,
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.stdout.strip().startswith(str(unpacked_wheel))
     p = subprocess.run([sys.executable, "-m", "embfreq.train", "model=mf_bpr", "--cfg", "job"], cwd=tmp_path,
@@ -59,11 +59,11 @@ def test_console_script_entry_points_find_the_configs(unpacked_wheel, tmp_path):
     """A console script imports embfreq.prepare as a module (not __main__): Hydra then looks the
     configs up as the package embfreq.conf."""
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel), "EMBFREQ_CACHE": str(tmp_path / "cache")}
-    code = "import sys; from embfreq.prepare import cli; sys.argv = ['embfreq-prepare', 'data=lastfm']; cli()"
+    code = "import sys; from embfreq.cli.prepare import cli; sys.argv = ['embfreq-prepare', 'data=lastfm']; cli()"
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1])["users"] == 1090
-    code = "import sys; from embfreq.train import cli; sys.argv = ['embfreq-train', 'model=mf_bpr', '--cfg', 'job']; cli()"
+    code = "import sys; from embfreq.training.train import cli; sys.argv = ['embfreq-train', 'model=mf_bpr', '--cfg', 'job']; cli()"
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "name: mf_bpr" in p.stdout

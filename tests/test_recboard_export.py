@@ -55,7 +55,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_plot_draws_both_curves_under_the_given_title(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from embfreq.analysis import band_figures
+    from embfreq.analysis.figures import band_figures
 
     mod = load()
     (tmp_path / "curves.csv").write_text("epoch,impl,val_ndcg10,val_hr10\n"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from embfreq.train import train
+from embfreq.training.train import train
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 REFERENCE = ROOT / "tests" / "reference" / "short_runs.json"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from embfreq.analysis.ndcg_heatmap import grids
-from embfreq.analysis.sweep_report import default_out_dir, make_report
-from embfreq.analysis.sweep_runs import ReportError, load_rows
+from embfreq.analysis.figures.ndcg_heatmap import grids
+from embfreq.analysis.sweep.sweep_report import default_out_dir, make_report
+from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
 from embfreq.band import band_label
 from tests.conftest import ROOT
 
@@ -238,7 +238,7 @@ def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
 
 
 def _with_users(d, ranks, targets, freq):
-    from embfreq.analysis.per_user import write_test_users
+    from embfreq.analysis.per_run.per_user import write_test_users
 
     write_test_users(d, np.array(ranks), np.array(targets), np.array(freq))
     m = json.loads((d / "metrics.json").read_text())
@@ -251,8 +251,8 @@ def _with_users(d, ranks, targets, freq):
 def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     """Hand-checked change, bootstrap CI equal to a naive resampling loop, seed mean ± std, the split
     into in-band targets and the rest, and the frequency buckets."""
-    from embfreq.analysis.per_user import per_user_metric
-    from embfreq.analysis.stats import N_BOOT, BOOT_SEED
+    from embfreq.analysis.per_run.per_user import per_user_metric
+    from embfreq.analysis.sweep.stats import N_BOOT, BOOT_SEED
 
     s = tmp_path / "s"
     targets, freq = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]

@@ -13,9 +13,9 @@ import pytest
 from filelock import FileLock
 from hydra import compose, initialize_config_dir
 
-from embfreq import train as train_mod
+from embfreq.training import train as train_mod
 from embfreq.errors import RunDirInUse, RunFailed, UserError
-from embfreq.train import run_job
+from embfreq.training.train import run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 
@@ -174,7 +174,7 @@ def test_a_finished_run_leaves_no_reserve(data, tmp_path):
 
 
 def test_analyze_holds_the_lock_and_removes_a_killed_analyze_temp_files(data, tmp_path):
-    from embfreq.analyze import analyze
+    from embfreq.cli.analyze import analyze
 
     run = tmp_path / "run"
     run_job(cfg(data), run)

@@ -7,7 +7,7 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from embfreq.train import run_job
+from embfreq.training.train import run_job
 from tests.conftest import CONF, synthetic_seqs, write_seq
 
 
@@ -28,7 +28,7 @@ def cfg(data, *overrides):
 
 @pytest.mark.parametrize("epochs, every, validated", [(1, 5, [0]), (3, 2, [1, 2]), (2, 1, [0, 1])])
 def test_last_epoch_always_validates(data, tmp_path, epochs, every, validated):
-    from embfreq.run_dir import load_checkpoint
+    from embfreq.training.run_dir import load_checkpoint
 
     m = run_job(cfg(data, f"trainer.max_epochs={epochs}", f"eval_every={every}", "analysis=false"), tmp_path)
     assert m["status"] == "ok" and m["epochs_trained"] == epochs and "partial" not in m

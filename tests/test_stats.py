@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from embfreq.analysis import stats
-from embfreq.analysis.stats import BOOT_SEED, N_BOOT
+from embfreq.analysis.sweep import stats
+from embfreq.analysis.sweep.stats import BOOT_SEED, N_BOOT
 
 
 def naive_two_level(diff, n_boot=N_BOOT, seed=BOOT_SEED):
@@ -81,7 +81,7 @@ def test_one_seed_has_no_seed_aware_interval():
     ch = stats.seed_change(BAND[:1], BASE[:1])
     assert ch.delta == pytest.approx((BAND[0] - BASE[0]).mean())
     assert np.isnan(ch.low) and np.isnan(ch.high) and np.isnan(ch.p) and ch.significant is False
-    from embfreq.analysis import bands
+    from embfreq.analysis.sweep import bands
 
     assert bands.seed_verdict(ch) == "1 seed"
     assert bands.seed_cells("delta_", ch) == {"delta_seed_ci_low": None, "delta_seed_ci_high": None}

@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from embfreq.analysis.sweep_report import make_report
-from embfreq.builders import torch_threads
+from embfreq.analysis.sweep.sweep_report import make_report
+from embfreq.training.builders import torch_threads
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 STUDY_BANDS = {"baseline": (None, None), "b0_0": (0, 0), "b0_5": (0, 5), "b5_20": (5, 20),
@@ -230,7 +230,7 @@ def test_joblib_jobs_divide_the_cores_this_process_may_use(monkeypatch):
 
 @pytest.mark.slow
 def test_cli_waits_passively_unless_the_user_chose():
-    code = ("import os, sys; import embfreq.train; "
+    code = ("import os, sys; import embfreq.training.train; "
             "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)

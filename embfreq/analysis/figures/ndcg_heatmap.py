@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.analysis.figure_base import new_figure, save_as
-from embfreq.analysis.sweep_runs import Row
+from embfreq.analysis.figures.figure_base import new_figure, save_as
+from embfreq.analysis.sweep.sweep_runs import Row
 from embfreq.band import bound_order, bound_text
 
 

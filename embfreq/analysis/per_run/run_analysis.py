@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embfreq.analysis.items import item_table, summary_numbers, write_items_csv
-from embfreq.analysis.plots import plot_freq_vs_norm, plot_frequency_buckets, plot_frequency_panels
+from embfreq.analysis.per_run.items import item_table, summary_numbers, write_items_csv
+from embfreq.analysis.figures.plots import plot_freq_vs_norm, plot_frequency_buckets, plot_frequency_panels
 from embfreq.band import band_label
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _data_name(dm, run_dir: Path) -> str | None:
     if not (run_dir / "config.yaml").is_file():
         return None
     from embfreq.errors import UserError
-    from embfreq.run_dir import run_config
+    from embfreq.training.run_dir import run_config
 
     try:
         name = run_config(run_dir).data.get("name")

@@ -1,6 +1,6 @@
 """Which substitute for an own embedding is best at equal memory: test NDCG@10 of each item-table
 strategy against the embedding parameters it allocates, as a share of the full table (the no-band
-baseline's), from the summary records of `embfreq.analysis.bands`. One figure per model, data
+baseline's), from the summary records of `embfreq.analysis.sweep.bands`. One figure per model, data
 (variant) and band, written when a band has a strategy other than `neighbours`; `points` gives
 budgets.csv, exactly what is plotted."""
 
@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
-from embfreq.analysis.band_figures import COLUMN, FONT, save
-from embfreq.analysis.figure_base import new_figure, style_axes
+from embfreq.analysis.figures.band_figures import COLUMN, FONT, save
+from embfreq.analysis.figures.figure_base import new_figure, style_axes
 
 COLUMNS = ("data", "model", "variant", "band", "strategy", "budget", "seeds", "embedding_params", "params_share",
            "ndcg10_mean", "ci_low", "ci_high", "bars", "delta_pct", "significant",

@@ -13,14 +13,14 @@ from embfreq.errors import UserError
 
 def prepare(cfg: DictConfig) -> dict:
     """The `data` DataModule's file processed (or found in the cache), and its statistics."""
-    from embfreq.builders import build_datamodule
+    from embfreq.training.builders import build_datamodule
 
     dm = build_datamodule(cfg)
     data = dm.data_processed()
     return {"data": dm.name, **data.stats(), "seconds": round(data.seconds, 4), "cached": data.cached}
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         print(json.dumps(prepare(cfg)), flush=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from embfreq.analysis import bands
-from embfreq.analysis.budget_figure import NEIGHBOUR_MODES, strategy_budget
-from embfreq.analysis.per_user import per_user_metric
-from embfreq.analysis.stats import LEVEL, holm, in_bucket, paired_change, seed_change
+from embfreq.analysis.sweep import bands
+from embfreq.analysis.figures.budget_figure import NEIGHBOUR_MODES, strategy_budget
+from embfreq.analysis.per_run.per_user import per_user_metric
+from embfreq.analysis.sweep.stats import LEVEL, holm, in_bucket, paired_change, seed_change
 from embfreq.band import band_label
 
 # one budget tier: allocations within 10% of the tier's smallest (28% and 30% of the table, not 28% and 32.5%)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embfreq.analysis import bands
-from embfreq.analysis.sweep_runs import Row, as_int, as_number
+from embfreq.analysis.sweep import bands
+from embfreq.analysis.sweep.sweep_runs import Row, as_int, as_number
 
 CSV_COLUMNS = (
     "run", "status", "reason", "model", "data", "variant", "seed", "lower_freq", "upper_freq", "band",

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from embfreq.band import Band
 from embfreq.data.batches import PAIR_SAMPLING
 from embfreq.data.graph import NORMALIZATIONS
-from embfreq.device import uses_gpu
+from embfreq.training.device import uses_gpu
 from embfreq.errors import ConfigError
 from embfreq.nn.smoothed_embedding import NEIGHBOURS
 

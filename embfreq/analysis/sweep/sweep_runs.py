@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embfreq.analysis.baselines import assign_baselines, assign_variants
+from embfreq.analysis.sweep.baselines import assign_baselines, assign_variants
 from embfreq.band import band_label, bound_order
 from embfreq.errors import UserError, first_line
-from embfreq.integrity import check_config_unchanged, read_run_state
+from embfreq.training.integrity import check_config_unchanged, read_run_state
 from embfreq.io import flatten
-from embfreq.run_dir import CONFIG, METRICS, read_metrics
+from embfreq.training.run_dir import CONFIG, METRICS, read_metrics
 
 HR, NDCG = "test/hr@10", "test/ndcg@10"
 # the budget options of each item-table strategy (embfreq.nn.ITEM_TABLES[name].options), without importing torch
@@ -72,7 +72,7 @@ class Row:
 
 def load_rows(paths) -> list[Row]:
     """Every run under `paths`, with its variant and baseline, in report order."""
-    from embfreq.sweep import never_started
+    from embfreq.training.sweep import never_started
 
     dirs = find_run_dirs(paths)
     rows = [read_run(d) for d in dirs]

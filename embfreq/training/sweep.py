@@ -66,7 +66,7 @@ def add_baselines(jobs: list[list[str]], configs: list[DictConfig], compose: Cal
 def precheck(jobs: list[list[str]], configs: list[DictConfig]) -> None:
     """Refuse the sweep once, before any job, when every job that would train is refused by the
     config checks (a job of an empty band is skipped, not checked)."""
-    from embfreq.config_checks import check_config
+    from embfreq.training.config_checks import check_config
 
     errors, checked = [], 0
     for c in configs:

@@ -91,7 +91,7 @@ def load_checkpoint(path: str | Path) -> dict:
 def restore(run_dir: str | Path, which: str = "best", check=None):
     """(cfg, datamodule, model) of a run, with the weights of its `which` checkpoint, in eval mode.
     `check(cfg, dm)`, when given, runs once the data is loaded and before the model is built."""
-    from embfreq.builders import build_datamodule, build_model
+    from embfreq.training.builders import build_datamodule, build_model
 
     cfg = run_config(run_dir)
     dm = build_datamodule(cfg)

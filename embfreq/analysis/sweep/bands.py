@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embfreq.analysis.per_user import FILE as USERS_FILE
-from embfreq.analysis.per_user import per_user_metric, read_test_users
-from embfreq.analysis.stats import FREQ_BUCKETS, Change, bucket_label, in_bucket, paired_change, seed_change
+from embfreq.analysis.per_run.per_user import FILE as USERS_FILE
+from embfreq.analysis.per_run.per_user import per_user_metric, read_test_users
+from embfreq.analysis.sweep.stats import FREQ_BUCKETS, Change, bucket_label, in_bucket, paired_change, seed_change
 from embfreq.band import band_label, bound_order
 
 SUMMARY_COLUMNS = (

@@ -4,7 +4,7 @@ Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas, never pypl
 global backend or figure registry is touched. They are sized for print (one column, 3.4 in, or
 the text width, 7 in, for the four panels) with no text under 7 pt at that size, and each is
 written atomically as PNG and as PDF beside it (same stem). Arrays follow the convention of
-``embfreq.analysis.items``: row 0 is padding and dropped unless ``padding=False``.
+``embfreq.analysis.per_run.items``: row 0 is padding and dropped unless ``padding=False``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from embfreq.analysis.figure_base import new_figure, save_as, style_axes
-from embfreq.analysis.items import real_items
+from embfreq.analysis.figures.figure_base import new_figure, save_as, style_axes
+from embfreq.analysis.per_run.items import real_items
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 PAGE = 7.0  # inches: the text width, for the four stacked panels

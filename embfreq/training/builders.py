@@ -6,7 +6,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.errors import ConfigError, UserError, first_line
-from embfreq.threads import usable_cpus
+from embfreq.training.threads import usable_cpus
 
 def build_datamodule(cfg: DictConfig):
     """`data` instantiated: the RecDataModule with its file, preprocessing and batches."""

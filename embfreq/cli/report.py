@@ -14,13 +14,13 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from embfreq.cli_args import error, run_app
+from embfreq.cli.args import error, run_app
 from embfreq.errors import UserError
 
 
 def report(paths: list[str], out: str | None = None) -> None:
     """Write the report of the runs under `paths` and print its table and what it wrote."""
-    from embfreq.analysis.sweep_report import make_report
+    from embfreq.analysis.sweep.sweep_report import make_report
 
     rep = make_report(paths, out)
     try:
@@ -39,7 +39,7 @@ def _paths(cfg: DictConfig) -> list[str]:
     return [str(p) for p in paths]
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="report")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
 def app(cfg: DictConfig) -> None:
     try:
         report(_paths(cfg), cfg.out)

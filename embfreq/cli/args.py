@@ -228,7 +228,7 @@ def check_train_overrides(argv: list[str]) -> list[str]:
             except Exception as e:
                 raise composition_error(e, first, default) from None
             if not multirun:
-                from embfreq.config_checks import check_config
+                from embfreq.training.config_checks import check_config
 
                 with_hydra = cfg.copy()
                 from omegaconf import open_dict

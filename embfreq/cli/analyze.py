@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from embfreq.threads import configure_openmp
+from embfreq.training.threads import configure_openmp
 
 configure_openmp()  # before torch loads libgomp (the test pass runs on all cores)
 
@@ -20,11 +20,11 @@ import hydra  # noqa: E402
 import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from embfreq.cli_args import error, run_app
-from embfreq.device import uses_gpu
+from embfreq.cli.args import error, run_app
+from embfreq.training.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
-from embfreq.run_dir import CONFIG, METRICS, checkpoint_path, lock_run_dir, read_metrics, restore, run_config
+from embfreq.training.run_dir import CONFIG, METRICS, checkpoint_path, lock_run_dir, read_metrics, restore, run_config
 
 WHICH = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -93,7 +93,7 @@ def analyze(run_dir: str | Path, which: str = "best", accelerator: str = "auto")
 
 def _analyze_locked(run_dir: Path, which: str, accelerator: str, metrics: dict) -> dict:
     _quiet()
-    from embfreq.analysis.run_analysis import analyze_model, run_title
+    from embfreq.analysis.per_run.run_analysis import analyze_model, run_title
 
     try:
         cfg, dm, model = _restore_checked(run_dir, which, metrics)
@@ -118,7 +118,7 @@ def _analyze_locked(run_dir: Path, which: str, accelerator: str, metrics: dict) 
 def _restore_checked(run_dir: Path, which: str, metrics: dict):
     """`restore`, with the run's record checked first: its config.yaml and the data it names must be
     what the run trained on, else items.csv and the figures would describe other data than metrics.json."""
-    from embfreq.integrity import check_config_unchanged, check_data_unchanged, read_run_state
+    from embfreq.training.integrity import check_config_unchanged, check_data_unchanged, read_run_state
 
     state = read_run_state(run_dir)
     check_config_unchanged(run_dir, run_config(run_dir), state, "analyze")
@@ -155,7 +155,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
 def app(cfg: DictConfig) -> None:
     try:
         if OmegaConf.is_missing(cfg, "run_dir") or cfg.run_dir is None:

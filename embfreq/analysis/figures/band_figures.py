@@ -1,4 +1,4 @@
-"""Figures of the band experiment, from the records of `embfreq.analysis.bands`: the change in
+"""Figures of the band experiment, from the records of `embfreq.analysis.sweep.bands`: the change in
 NDCG@10 over (lower_freq, upper_freq), the frontier of NDCG@10 against the share of items without
 an own vector, and the change by the target's training frequency. One-column size, PNG and PDF."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.analysis.figure_base import new_figure, save_as, style_axes
+from embfreq.analysis.figures.figure_base import new_figure, save_as, style_axes
 from embfreq.band import bound_order, bound_text
 
 COLUMN = 3.4  # inches: one column of a two-column paper

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from embfreq.analysis import band_figures, bands, budget_figure, head_to_head
-from embfreq.analysis.ndcg_heatmap import grids, plot_heatmap
-from embfreq.analysis.run_table import csv_text, label_base, markdown_table, row_record
-from embfreq.analysis.sweep_runs import ReportError, Row, load_rows
+from embfreq.analysis.figures import band_figures, budget_figure
+from embfreq.analysis.sweep import bands, head_to_head
+from embfreq.analysis.figures.ndcg_heatmap import grids, plot_heatmap
+from embfreq.analysis.sweep.run_table import csv_text, label_base, markdown_table, row_record
+from embfreq.analysis.sweep.sweep_runs import ReportError, Row, load_rows
 from embfreq.io import write_text
 
 
@@ -116,7 +117,7 @@ def make_report(paths, out_dir: str | Path | None = None) -> Report:
 
 def _notes(rows: list[Row]) -> str:
     """Band runs without a baseline (how to add one) and planned jobs that never started."""
-    from embfreq.sweep import baseline_notes
+    from embfreq.training.sweep import baseline_notes
 
     lines = baseline_notes(rows)
     never = [r for r in rows if r.status == "missing" and r.reason.startswith("never started")]

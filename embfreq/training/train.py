@@ -10,7 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
-from embfreq.threads import configure_openmp
+from embfreq.training.threads import configure_openmp
 
 configure_openmp()  # before torch loads libgomp: a short spin-wait, so a busy machine is not slowed
 
@@ -20,13 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir names)
 from embfreq.band import Band
-from embfreq.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
-from embfreq.config_checks import check_config
-from embfreq.device import machine_record
+from embfreq.training.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
+from embfreq.training.config_checks import check_config
+from embfreq.training.device import machine_record
 from embfreq.errors import (DataError, RunDirInUse, RunFailed, RunInterrupted, TrainingDiverged, UserError,
                             first_line)
 from embfreq.io import flatten, write_json, write_text
-from embfreq.run_dir import LOCK
+from embfreq.training.run_dir import LOCK
 
 log = logging.getLogger("embfreq.train")
 
@@ -131,8 +131,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     ckpt_dir = run_dir / "checkpoints"
     callbacks, best_cb, stop_cb = build_callbacks(cfg, ckpt_dir)
     loggers = build_loggers(cfg, run_dir)
-    from embfreq.callbacks import EpochLines, EpochSeed, KeepStopped, RunProgressBar, ValidateLastEpoch
-    from embfreq.checkpoint_io import AtomicCheckpointIO
+    from embfreq.training.callbacks import EpochLines, EpochSeed, KeepStopped, RunProgressBar, ValidateLastEpoch
+    from embfreq.training.checkpoint_io import AtomicCheckpointIO
 
     callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every))]
     callbacks += [KeepStopped(stop_cb)] if stop_cb is not None else []
@@ -161,7 +161,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if resume_from is not None and not resume_from.is_file():
         raise UserError(f"{run_dir}: cannot resume, no checkpoint at {resume_from}")
     if resume_from is not None:
-        from embfreq.run_dir import load_checkpoint
+        from embfreq.training.run_dir import load_checkpoint
 
         state = load_checkpoint(resume_from)  # a truncated or foreign file: one clear error, not Lightning's traceback
         # Lightning drops ModelCheckpoint's best score when its dir changed, and keeps a path into the old dir
@@ -195,7 +195,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     partial = partial_evaluation(trainer, tester, dm)
     best_epoch = None
     if best_path:
-        from embfreq.run_dir import load_checkpoint
+        from embfreq.training.run_dir import load_checkpoint
 
         ck = load_checkpoint(best_path)
         best_epoch = int(ck["epoch"])
@@ -232,7 +232,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         result["seconds_resume"] = result["seconds"]
         result["seconds"] = previous["seconds"]
     if trainer.is_global_zero:
-        from embfreq.analysis.per_user import write_test_users
+        from embfreq.analysis.per_run.per_user import write_test_users
 
         if "test" not in partial:  # per-user ranks of some users only: no paired comparison from them
             ranks = model.test_user_ranks.numpy()
@@ -249,7 +249,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             else:
                 logger.log_hyperparams(hparams(cfg, result))
         if cfg.analysis and not partial:
-            from embfreq.analysis.run_analysis import analyze_model
+            from embfreq.analysis.per_run.run_analysis import analyze_model
 
             board = next((lg for lg in loggers if hasattr(getattr(lg, "experiment", None), "add_figure")), None)
             result["analysis"] = analyze_model(model, dm, getattr(model, "test_per_item", None), run_dir, board)
@@ -314,14 +314,14 @@ def metrics_table(result: dict) -> str:
 def _epochs_trained(trainer, ckpt_dir: Path, spawned: bool) -> int:
     if not spawned:
         return int(trainer.current_epoch)
-    from embfreq.run_dir import load_checkpoint
+    from embfreq.training.run_dir import load_checkpoint
 
     last = ckpt_dir / "last.ckpt"  # the main process of ddp_spawn never ran the loop
     return int(load_checkpoint(last)["epoch"]) + 1 if last.is_file() else 0
 
 
 def _previous_ok_result(run_dir: Path) -> dict | None:
-    from embfreq.run_dir import read_metrics
+    from embfreq.training.run_dir import read_metrics
 
     try:
         m = read_metrics(run_dir)
@@ -359,7 +359,7 @@ def _rank_zero() -> bool:
 
 def _refuse_finished(run_dir: Path) -> None:
     """A new run never goes into a dir with a finished result or a run's checkpoints."""
-    from embfreq.run_dir import read_metrics
+    from embfreq.training.run_dir import read_metrics
 
     try:
         status = read_metrics(run_dir).get("status") if run_dir.is_dir() else None
@@ -376,7 +376,7 @@ def claim_run_dir(run_dir: Path, resuming: bool):
     """Lock the run dir for this process (filelock; released when it ends, also by a kill) and make
     it ready: a new run never goes into a dir with a finished result or checkpoints, and the temp
     files of a killed write are removed. Returns the held lock."""
-    from embfreq.run_dir import lock_run_dir
+    from embfreq.training.run_dir import lock_run_dir
 
     lock = lock_run_dir(run_dir)
     try:
@@ -550,7 +550,7 @@ def _remove_run_dir(run_dir: Path) -> None:
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """The config of the run to resume (its own, so the result is that run's), marked as resuming."""
-    from embfreq.run_dir import run_config
+    from embfreq.training.run_dir import run_config
 
     run_dir = Path(cfg.resume)
     old = run_config(run_dir)
@@ -573,7 +573,7 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -646,8 +646,8 @@ def _register_sweeper() -> None:
 def cli() -> None:
     """`embfreq-train` and `python -m embfreq.train`: the overrides are checked first (a mistake is one
     line and exit 2, before Hydra makes a run dir); a sweep exits non-zero when a job failed."""
-    from embfreq import sweep
-    from embfreq.cli_args import check_train_overrides, error, open_mappings
+    from embfreq.training import sweep
+    from embfreq.cli.args import check_train_overrides, error, open_mappings
 
     _register_sweeper()
     argv = open_mappings(_baseline_switch(sys.argv[1:]))
