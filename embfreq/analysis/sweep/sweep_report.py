@@ -156,7 +156,7 @@ def _markdown_document(rows: list[Row], summary: str, budgets: str, table: str, 
         "no-band baseline of the same model, data and seed, averaged over the seeds both have, with two "
         "95% CIs: [ ] the paired bootstrap over test users (2,000 resamples, the seeds held fixed) and "
         "{ } the seed-aware two-level bootstrap (2,000 resamples of the seeds, then of the users; "
-        "embfreq/analysis/stats.py), which adds the seed-to-seed spread; * = the seed-aware CI excludes "
+        "embfreq/analysis/sweep/stats.py), which adds the seed-to-seed spread; * = the seed-aware CI excludes "
         "0, {1 seed} = one paired seed, no seed-aware CI and no significance claim. In-band "
         "targets: test users whose target's training frequency lies in the band.\n",
         summary + _budgets_section(budgets),
