@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     ap.add_argument("run_dirs", nargs="+")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    from embfreq.training.train import quiet_libraries
+    from embfreq.cli.train import quiet_libraries
 
     quiet_libraries()
     torch.set_num_threads(args.threads)

@@ -24,7 +24,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from embfreq.errors import ConfigError, DataError, UserError
-from embfreq.training.train import resume_config, run_job
+from embfreq.training.resume import resume_config
+from embfreq.training.train import run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=2",
@@ -450,12 +451,14 @@ def test_every_checkpoint_load_is_weights_only():
 def test_results_are_written_atomically(monkeypatch, tmp_path):
     """metrics.json and config.yaml go through embfreq.io (temp file + rename); a failed write keeps the old file."""
     import embfreq.io as eio
-    import embfreq.training.train as train_mod
+    import embfreq.training.job as job_mod
+    import embfreq.training.record as record_mod
 
-    src = (ROOT / "embfreq" / "train.py").read_text()
+    src = (ROOT / "embfreq" / "training" / "record.py").read_text() + (ROOT / "embfreq" / "training" / "job.py").read_text()
     assert re.search(r'write_json\(run_dir / "metrics\.json"', src)
     assert re.search(r'write_text\(run_dir / "config\.yaml"', src)
-    assert train_mod.write_json is eio.write_json and train_mod.write_text is eio.write_text
+    assert record_mod.write_json is eio.write_json and job_mod.write_json is eio.write_json
+    assert job_mod.write_text is eio.write_text
     target = tmp_path / "metrics.json"
     eio.write_json(target, {"status": "ok", "v": 1})
     monkeypatch.setattr(eio.json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))

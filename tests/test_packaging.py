@@ -45,7 +45,7 @@ def test_installed_package_runs_prepare_and_composes_train(unpacked_wheel, tmp_p
     stats = json.loads(p.stdout.strip().splitlines()[-1])
     assert stats["data"] == "lastfm" and stats["users"] == 1090
     assert sorted(x.name for x in tmp_path.iterdir()) == ["cache"]  # prepare makes no run dir
-    p = subprocess.run([sys.executable, "-c", "import embfreq.training.train as t; print(t.__file__)"], cwd=tmp_path,
+    p = subprocess.run([sys.executable, "-c", "import embfreq.train as t; print(t.__file__)"], cwd=tmp_path,
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.stdout.strip().startswith(str(unpacked_wheel))
     p = subprocess.run([sys.executable, "-m", "embfreq.train", "model=mf_bpr", "--cfg", "job"], cwd=tmp_path,
@@ -63,7 +63,7 @@ def test_console_script_entry_points_find_the_configs(unpacked_wheel, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1])["users"] == 1090
-    code = "import sys; from embfreq.training.train import cli; sys.argv = ['embfreq-train', 'model=mf_bpr', '--cfg', 'job']; cli()"
+    code = "import sys; from embfreq.cli.train import cli; sys.argv = ['embfreq-train', 'model=mf_bpr', '--cfg', 'job']; cli()"
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "name: mf_bpr" in p.stdout
@@ -89,5 +89,5 @@ def test_console_scripts_are_declared():
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"embfreq-train": "embfreq.train:cli", "embfreq-prepare": "embfreq.prepare:cli",
-                       "embfreq-report": "embfreq.report:main", "embfreq-analyze": "embfreq.analyze:main"}
+    assert scripts == {"embfreq-train": "embfreq.cli.train:cli", "embfreq-prepare": "embfreq.cli.prepare:cli",
+                       "embfreq-report": "embfreq.cli.report:main", "embfreq-analyze": "embfreq.cli.analyze:main"}

@@ -16,7 +16,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from embfreq.training.train import resume_config, run_job
+from embfreq.training.resume import resume_config
+from embfreq.training.train import run_job
 from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
 
 # Small but with dropout (SASRec default 0.2), two batches per epoch and a validation only every

@@ -13,6 +13,8 @@ import pytest
 from filelock import FileLock
 from hydra import compose, initialize_config_dir
 
+from embfreq.cli import train as cli_mod
+from embfreq.training import job as job_mod
 from embfreq.training import train as train_mod
 from embfreq.errors import RunDirInUse, RunFailed, UserError
 from embfreq.training.train import run_job
@@ -80,8 +82,8 @@ def test_new_run_never_deletes_a_finished_result(data, tmp_path):
     assert {p: (run / p).read_bytes() for p in before} == before
     # on the command line, before Hydra rewrites the run's .hydra/ record
     with pytest.raises(RunDirInUse, match=r"holds a finished run \(metrics.json: status ok\)"):
-        train_mod._check_writable_output(["seed=2", f"hydra.run.dir={run}"])
-    train_mod._check_writable_output([f"resume={run}", f"hydra.run.dir={run}"])  # resume= continues it
+        cli_mod._check_writable_output(["seed=2", f"hydra.run.dir={run}"])
+    cli_mod._check_writable_output([f"resume={run}", f"hydra.run.dir={run}"])  # resume= continues it
     assert {p: (run / p).read_bytes() for p in before} == before
     # an interrupted run (checkpoints, no result) is not overwritten either
     (run / "metrics.json").unlink()
@@ -126,7 +128,7 @@ def test_stale_temp_files_are_removed_at_the_next_start(data, tmp_path):
 def test_machine_failures_are_one_line_with_a_failed_record_once_started(data, tmp_path, monkeypatch, exc, cause,
                                                                          started):
     def failing(c, run_dir):
-        train_mod._training_started = started
+        job_mod.training_started = started
         raise exc
 
     monkeypatch.setattr(train_mod, "train", failing)
@@ -142,29 +144,29 @@ def test_unwritable_output_dir_is_refused_before_hydra(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "access", lambda p, mode: False)
     with pytest.raises(UserError, match=f"cannot create the run dir {tmp_path}/outputs: {tmp_path} is not a writable"):
-        train_mod._check_writable_output(["data=lastfm"])
+        cli_mod._check_writable_output(["data=lastfm"])
     with pytest.raises(UserError, match="cannot create the run dir /x/y"):
-        train_mod._check_writable_output(["-m", "hydra.sweep.dir=/x/y"])
+        cli_mod._check_writable_output(["-m", "hydra.sweep.dir=/x/y"])
 
 
 def test_full_disk_record_goes_into_the_reserved_space(data, tmp_path, monkeypatch):
     # the disk filled up during the run: writing metrics.json fails, the reserve taken at the start holds it
     def failing(c, run_dir):
-        train_mod._training_started = True
-        assert (run_dir / train_mod.RESERVE).stat().st_size == train_mod.RESERVE_BYTES
+        job_mod.training_started = True
+        assert (run_dir / job_mod.RESERVE).stat().st_size == job_mod.RESERVE_BYTES
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "tb" / "events"))
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(train_mod, "train", failing)
-    monkeypatch.setattr(train_mod, "write_json", full)
+    monkeypatch.setattr(job_mod, "write_json", full)
     run = tmp_path / "run"
     with pytest.raises(RunFailed, match="no space left on device writing .*tb/events"):
         run_job(cfg(data), run)
     m = json.loads((run / "metrics.json").read_text())  # padded with spaces: still one JSON object
     assert m["status"] == "failed" and m["error"].startswith("no space left on device") and m["model"] == "sasrec"
-    assert not (run / train_mod.RESERVE).exists()
+    assert not (run / job_mod.RESERVE).exists()
 
 
 def test_a_finished_run_leaves_no_reserve(data, tmp_path):

@@ -230,7 +230,7 @@ def test_joblib_jobs_divide_the_cores_this_process_may_use(monkeypatch):
 
 @pytest.mark.slow
 def test_cli_waits_passively_unless_the_user_chose():
-    code = ("import os, sys; import embfreq.training.train; "
+    code = ("import os, sys; import embfreq.train; "
             "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)
@@ -240,7 +240,7 @@ def test_cli_waits_passively_unless_the_user_chose():
                              check=True)
         assert out.stdout.split() == expected
     # it runs before torch is imported, or libgomp would never read it
-    src = (ROOT / "embfreq" / "train.py").read_text()
+    src = (ROOT / "embfreq" / "cli" / "train.py").read_text()
     assert src.index("configure_openmp()") < src.index("import torch")
 
 
