@@ -1,6 +1,6 @@
 """Which items fill the users' top k: the share of top-k slots that go to a band's items.
 
-    python benchmarks/band_exposure.py RUN_DIR [RUN_DIR ...] --band 100 inf [--k 10]
+    python scripts/band_exposure.py RUN_DIR [RUN_DIR ...] --band 100 inf [--k 10]
 
 Per run (its best checkpoint, test users, full ranking with seen items removed as in evaluation):
 the mean number of the band's items in a user's top k, for the users whose target is in the band

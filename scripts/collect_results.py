@@ -1,6 +1,6 @@
 """Copy the small result files of finished sweep runs into a results page, then build its report.
 
-    python benchmarks/collect_results.py SWEEP_DIR [SWEEP_DIR ...] --to docs/results/bands
+    python scripts/collect_results.py SWEEP_DIR [SWEEP_DIR ...] --to docs/results/bands
 
 Per run: metrics.json, config.yaml and test_users.npz (no checkpoints, no TensorBoard), under
 <to>/runs/<sweep dir name>/<seed dir>/<run dir>. Runs without metrics.json (unfinished) and runs

@@ -1,8 +1,8 @@
 """Print the README's Findings table (one dataset, SASRec and MF-BPR side by side) from a results
 page's summary.csv, so the README's numbers come from committed files.
 
-    python benchmarks/findings_table.py [docs/results/bands/summary.csv] [--data beauty_1000]
-    python benchmarks/findings_table.py --head-to-head docs/results/item_tables/head_to_head.csv
+    python scripts/findings_table.py [docs/results/bands/summary.csv] [--data beauty_1000]
+    python scripts/findings_table.py --head-to-head docs/results/item_tables/head_to_head.csv
 """
 
 from __future__ import annotations

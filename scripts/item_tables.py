@@ -1,6 +1,6 @@
 """SASRec training-epoch cost of each item-table strategy relative to the plain table, on beauty_1000.
 
-Usage: python benchmarks/item_tables.py [--epochs 1] [--repeats 3] [--max-batches N] [--band 0,5]
+Usage: python scripts/item_tables.py [--epochs 1] [--repeats 3] [--max-batches N] [--band 0,5]
 
 Every configuration is built once; the repeats take turns (the order rotated each round), so each
 ratio compares epochs measured close in time, and the table reports the medians. ``plain`` is the

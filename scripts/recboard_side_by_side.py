@@ -1,7 +1,7 @@
 """embfreq against RecBoard's own SASRec or MF-BPR on the same split: export the split, plot the curves.
 
-    python benchmarks/recboard_side_by_side.py export DIR [overrides...]   # DIR/{train,valid,test}.txt
-    python benchmarks/recboard_side_by_side.py plot docs/results/recboard_sasrec [TITLE]
+    python scripts/recboard_side_by_side.py export DIR [overrides...]   # DIR/{train,valid,test}.txt
+    python scripts/recboard_side_by_side.py plot docs/results/recboard_sasrec [TITLE]
 
 `export` writes embfreq's leave-one-out split (the DataModule of `experiment=sasrec_bce_recboard`
 unless overrides say otherwise) in FreeRec's format: tab-separated `USER ITEM TIMESTAMP` with a

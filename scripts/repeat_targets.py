@@ -1,7 +1,7 @@
 """How test metrics change when a target the user has already seen is removed with the seen items
 (`eval.repeat_target=remove`, the study's and RecBole's evaluation) instead of ranked (the default).
 
-    python benchmarks/repeat_targets.py RUN_DIR [RUN_DIR ...]
+    python scripts/repeat_targets.py RUN_DIR [RUN_DIR ...]
 
 Re-tests each run's best checkpoint both ways (no training) and prints a markdown table.
 """

@@ -1,7 +1,7 @@
 """Rerun the published-baseline reproductions (embfreq/conf/experiment/*) and print the README's results table.
 
-    python benchmarks/reproduce.py [--only sasrec_bce_recboard ...] [--out benchmarks/out/reproduce]
-    python benchmarks/reproduce.py --table-only DIR     # print the table of finished runs
+    python scripts/reproduce.py [--only sasrec_bce_recboard ...] [--out benchmarks/out/reproduce]
+    python scripts/reproduce.py --table-only DIR     # print the table of finished runs
 
 Each experiment is a full training run (minutes to an hour on a 2-core CPU; see README).
 """

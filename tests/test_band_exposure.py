@@ -1,4 +1,4 @@
-"""benchmarks/band_exposure.py: the top-k lists agree with evaluation's ranks, and the counts with a loop."""
+"""scripts/band_exposure.py: the top-k lists agree with evaluation's ranks, and the counts with a loop."""
 
 import importlib.util
 
@@ -10,7 +10,7 @@ from tests.test_analyze import env_with, run_cli
 
 
 def module():
-    spec = importlib.util.spec_from_file_location("band_exposure", ROOT / "benchmarks" / "band_exposure.py")
+    spec = importlib.util.spec_from_file_location("band_exposure", ROOT / "scripts" / "band_exposure.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -1,4 +1,4 @@
-"""benchmarks/collect_results.py: copying finished runs into a results page never overwrites another run."""
+"""scripts/collect_results.py: copying finished runs into a results page never overwrites another run."""
 
 import importlib.util
 import sys
@@ -10,7 +10,7 @@ from tests.test_report import fake_run
 
 
 def collect(monkeypatch, *argv):
-    spec = importlib.util.spec_from_file_location("collect", ROOT / "benchmarks" / "collect_results.py")
+    spec = importlib.util.spec_from_file_location("collect", ROOT / "scripts" / "collect_results.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(sys, "argv", ["collect_results.py", *map(str, argv)])

@@ -1,4 +1,4 @@
-"""benchmarks/epoch_cap.py: each longer-cap run against the one shorter-cap run of the same config."""
+"""scripts/epoch_cap.py: each longer-cap run against the one shorter-cap run of the same config."""
 
 import importlib.util
 import math
@@ -15,7 +15,7 @@ from embfreq.analysis.per_run.per_user import write_test_users
 from tests.conftest import ROOT
 from tests.test_report import fake_run
 
-spec = importlib.util.spec_from_file_location("epoch_cap", ROOT / "benchmarks" / "epoch_cap.py")
+spec = importlib.util.spec_from_file_location("epoch_cap", ROOT / "scripts" / "epoch_cap.py")
 epoch_cap = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(epoch_cap)
 

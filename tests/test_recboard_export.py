@@ -1,4 +1,4 @@
-"""benchmarks/recboard_side_by_side.py export: embfreq's split in FreeRec's format, on a tiny file."""
+"""scripts/recboard_side_by_side.py export: embfreq's split in FreeRec's format, on a tiny file."""
 
 import importlib.util
 
@@ -6,7 +6,7 @@ from tests.conftest import ROOT
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("rb", ROOT / "benchmarks" / "recboard_side_by_side.py")
+    spec = importlib.util.spec_from_file_location("rb", ROOT / "scripts" / "recboard_side_by_side.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -384,13 +384,13 @@ def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path
 
 
 def test_results_page_findings_tables_equal_the_committed_summary():
-    """Each <!-- findings-table...: python benchmarks/findings_table.py ARGS --> block of the results
+    """Each <!-- findings-table...: python scripts/findings_table.py ARGS --> block of the results
     page (docs/results.md) is what its command prints from the committed summary.csv."""
     import re
     import shlex
 
     readme = (ROOT / "docs" / "results.md").read_text()
-    blocks = re.findall(r"<!-- (findings-table[\w-]*): python (benchmarks/findings_table\.py.*?) -->\n(.*?)<!-- /\1 -->",
+    blocks = re.findall(r"<!-- (findings-table[\w-]*): python (scripts/findings_table\.py.*?) -->\n(.*?)<!-- /\1 -->",
                         readme, flags=re.S)
     assert {m for m, _, _ in blocks} >= {"findings-table", "findings-table-yelp"}
     for marker, cmd, block in blocks:
