@@ -197,15 +197,15 @@ def compose_with_hydra(overrides):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
 
-def test_study_sweep_config_lists_the_36_jobs():
-    cfg = compose_with_hydra(["+sweep=study"])
+def test_beauty_sweep_config_lists_the_36_jobs():
+    cfg = compose_with_hydra(["+sweep=bands_beauty"])
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.data.name == "beauty"
     params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
-    assert params == {"model": ["mf_bpr", "sasrec"], "band": list(STUDY_BANDS), "seed": ["1", "2", "3"]}
+    assert params == {"seed": ["1", "2", "3"], "model": ["sasrec", "mf_bpr"], "band": list(STUDY_BANDS)}
     jobs = set()
     with initialize_config_dir(str(CONF), version_base="1.3"):  # seeds need no check: composing is slow
         for model, band in itertools.product(params["model"], params["band"]):
-            job = compose("train", overrides=["+sweep=study", f"model={model}", f"band={band}", "seed=2"])
+            job = compose("train", overrides=["+sweep=bands_beauty", f"model={model}", f"band={band}", "seed=2"])
             jobs.add((job.model.name, job.data.name, job.lower_freq, job.upper_freq, job.seed))
     assert jobs == {(m, "beauty", *STUDY_BANDS[b], 2) for m, b in itertools.product(params["model"], params["band"])}
     # the outside-band sweep is reported with bands_beauty_1000's baselines: its sweeper adds none
@@ -322,10 +322,10 @@ def test_submitit_local_sweep_completes(tmp_path, data_file):
 
 
 @pytest.mark.slow
-def test_study_sweep_launches_every_job(tmp_path):
+def test_beauty_sweep_launches_every_job(tmp_path):
     # a data file that does not exist fails each job as it reads its data: only the launch is tested
     # (a value invalid in every job, such as trainer.max_epochs=0, is refused before any job starts)
-    sweep_dir, out = sweep(tmp_path, "+sweep=study", f"data.path={tmp_path / 'none.txt'}", "seed=1", rc=1)
+    sweep_dir, out = sweep(tmp_path, "+sweep=bands_beauty", f"data.path={tmp_path / 'none.txt'}", "seed=1", rc=1)
     ms = runs(sweep_dir)
     assert len(ms) == 12 and all(m["status"] == "failed" for m in ms.values())
     assert "12 jobs: 12 failed" in out.stdout and "no-band baseline" not in out.stdout  # the grid has its baselines
