@@ -135,23 +135,18 @@ def write_items_csv(path, table: Sequence[Mapping], k: int | None = None) -> Non
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties get the mean of their positions (scipy's rankdata 'average')."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    new = np.r_[True, xs[1:] != xs[:-1]] if len(xs) else np.zeros(0, dtype=bool)
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(xs)]
-    group_rank = (starts + ends - 1) / 2.0 + 1.0
-    ranks = np.empty(len(xs), dtype=np.float64)
-    ranks[order] = group_rank[np.cumsum(new) - 1]
-    return ranks
+    """1-based ranks of finite values, ties get the mean of their positions."""
+    from scipy.stats import rankdata  # here: the report reads run dirs without paying for scipy.stats
+
+    return rankdata(np.asarray(x), method="average").astype(np.float64)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho (Pearson correlation of average ranks) over pairs where both are finite.
 
-    NaN when fewer than 2 such pairs or either side is constant.
+    NaN when fewer than 2 such pairs or either side is constant. The ranks are scipy's; the correlation
+    is not scipy.stats.spearmanr because that differs from this arithmetic in the last bit for about
+    half the inputs, and the 317 committed metrics.json values come from this arithmetic.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
