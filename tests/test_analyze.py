@@ -231,7 +231,7 @@ def test_analyze_truncated_checkpoint(run, tmp_path):
 
 
 def test_analyze_cli_forms_and_errors_leave_the_cwd_empty(tmp_path):
-    """One error line for each bad argument, the old --which/--accelerator flags mapped to which=/accelerator=,
+    """One error line for each bad argument, --which/--accelerator and which=/accelerator= alike,
     a path with a comma and a space kept whole; the cwd stays empty (no run dir, .hydra/ or outputs/)."""
     cwd, env = tmp_path / "cwd", env_with(tmp_path / "cache")
     cwd.mkdir()
@@ -245,12 +245,12 @@ def test_analyze_cli_forms_and_errors_leave_the_cwd_empty(tmp_path):
         return p.stderr
 
     assert "no run dir" in analyze()
-    assert "one run_dir only, got 2: r1 r2" in analyze("r1", "r2")
+    assert "one run dir only, got 2: r1 r2" in analyze("r1", "r2")
     assert "which=foo: expected one of best, last" in analyze(str(odd), "which=foo")
     assert "which=foo: expected one of best, last" in analyze(str(odd), "--which", "foo")
     assert "accelerator=tpu: expected one of auto, cpu, gpu" in analyze(str(odd), "--accelerator=tpu")
     assert f"{odd}: not a run directory (no config.yaml)" in analyze(str(odd), "--which", "last")
-    assert "--multirun: no multirun here" in analyze("--multirun", str(odd))
+    assert "unrecognized arguments: --multirun" in analyze("--multirun", str(odd))
     assert list(cwd.iterdir()) == []
 
 

@@ -1,83 +1,54 @@
-"""The argv shim of embfreq.report and embfreq.analyze: bare paths, the old flags, quoting, its errors."""
+"""Command-line parsing: report's and analyze's argparse (paths kept exactly, key=value as --key value,
+one error line) and train's override checks."""
 
 import os
-import re
 import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-from embfreq.cli.args import quote, to_overrides
+from embfreq.cli import analyze, report
+from embfreq.cli.args import key_values
 from embfreq.errors import UserError
-from tests.conftest import CONF, ROOT
+from tests.conftest import ROOT
 
-REPORT = dict(key="paths", many=True, flags={"--out": "out"})
-ANALYZE = dict(key="run_dir", many=False, flags={"--which": "which", "--accelerator": "accelerator"})
-ODD = ["a,b c", "it's", 'say "x"', "${oc.env:HOME}", "a\\${x}", "end\\", "q\\'", "[x]", "{k: v}", "é ~#$%"]
+ODD = ["a,b c", "it's", 'say "x"', "${oc.env:HOME}", "a\\${x}", "end\\", "q\\'", "[x]", "{k: v}", "é ~#$%", "runs/lr=0.1"]
 
 
-def composed(name, argv, **shim):
-    with initialize_config_module("embfreq.conf", version_base="1.3"):
-        return compose(name, overrides=to_overrides(argv, **shim))
-
-
-def test_odd_paths_survive_hydra_exactly():
-    cfg = composed("report", [*ODD[:-1], "--out", ODD[-1]], **REPORT)
-    assert list(cfg.paths) == ODD[:-1] and cfg.out == ODD[-1]
+def test_odd_paths_are_kept_exactly():
+    args = report.parser().parse_args(key_values([*ODD, "--out", ODD[0]], {"out": "--out"}))
+    assert args.paths == ODD and args.out == ODD[0]
     for path in ODD:
-        assert composed("analyze", [path], **ANALYZE).run_dir == path
-    for path in [*ODD, "runs/lr=0.1"]:  # a path with = only as paths=[...] / run_dir=...
-        assert list(composed("report", [f"paths=[{quote(path)}]"], **REPORT).paths) == [path]
-        assert composed("analyze", [f"run_dir={quote(path)}"], **ANALYZE).run_dir == path
+        assert analyze.parser().parse_args([path]).run_dir == [path]
 
 
-def test_bare_arguments_and_old_flags():
-    assert to_overrides(["d1", "d2", "out=x"], **REPORT) == ["paths=['d1','d2']", "out=x"]
-    assert to_overrides(["d", "--out", "o"], **REPORT) == to_overrides(["--out=o", "d"], **REPORT) \
-        == ["paths=['d']", "out='o'"]
-    assert to_overrides(["run", "which=last"], **ANALYZE) == ["run_dir='run'", "which=last"]
-    assert to_overrides(["--which", "last", "run", "--accelerator", "cpu"], **ANALYZE) \
-        == ["run_dir='run'", "which='last'", "accelerator='cpu'"]
-    cfg = composed("analyze", ["run", "--which", "last", "--accelerator", "cpu"], **ANALYZE)
-    assert (cfg.run_dir, cfg.which, cfg.accelerator) == ("run", "last", "cpu")
-    # overrides and Hydra's flags pass through; a flag's value is not a path
-    assert to_overrides(["paths=[a]", "+x=1", "~out", "--cfg", "job", "-cn", "report"], **REPORT) \
-        == ["paths=[a]", "+x=1", "~out", "--cfg", "job", "-cn", "report"]
-    assert to_overrides(["--info", "defaults", "r"], **ANALYZE) == ["run_dir='r'", "--info", "defaults"]
-    assert to_overrides(["--info", "r"], **ANALYZE) == ["run_dir='r'", "--info"]
-    assert to_overrides([], **REPORT) == []
-    assert to_overrides(["r", "hydra.verbose=true", "hydra/help=default"], **ANALYZE)[1:] \
-        == ["hydra.verbose=true", "hydra/help=default"]
+def test_key_values_are_the_flags():
+    assert key_values(["d1", "d2", "out=x"], {"out": "--out"}) == ["d1", "d2", "--out", "x"]
+    assert key_values(["run", "which=last", "accelerator=cpu", "lr=0.1"], {"which": "--which", "accelerator": "--accelerator"}) \
+        == ["run", "--which", "last", "--accelerator", "cpu", "lr=0.1"]
+    args = report.parser().parse_args(key_values(["d", "out=o=1"], {"out": "--out"}))
+    assert (args.paths, args.out) == (["d"], "o=1")
+    args = analyze.parser().parse_args(["run", "--which", "last", "--accelerator=cpu"])
+    assert (args.run_dir, args.which, args.accelerator) == (["run"], "last", "cpu")
 
 
-@pytest.mark.parametrize("argv, shim, msg", [
-    (["r1", "r2"], ANALYZE, "one run_dir only, got 2: r1 r2"),
-    (["r1", "run_dir=r2"], ANALYZE, "run_dir given twice"),
-    (["d", "paths=[e]"], REPORT, "paths given twice"),
-    (["d", "--out"], REPORT, "--out needs a value (out=...)"),
-    (["r", "--which"], ANALYZE, "--which needs a value (which=...)"),
-    (["-m", "d"], REPORT, "-m: no multirun here"),
-    (["--multirun", "r"], ANALYZE, "--multirun: no multirun here"),
-    # an argument with = is an override: an unknown key (or a path with =) is one line, not Hydra's dump
-    (["d", "ot=x"], REPORT, "ot: no such key (the keys are paths, out); a path with = is given as paths=['ot=x']"),
-    (["runs/lr=0.1"], ANALYZE, "runs/lr: no such key (the keys are run_dir, which, accelerator); "
-                               "a path with = is given as run_dir='runs/lr=0.1'"),
+@pytest.mark.parametrize("argv, msg", [
+    (["d", "--out"], "argument --out: expected one argument (see embfreq-report --help)"),
+    (["-m", "d"], "unrecognized arguments: -m"),
 ])
-def test_shim_errors(argv, shim, msg):
-    with pytest.raises(UserError, match="^" + re.escape(msg)):
-        to_overrides(argv, **shim)
+def test_argparse_errors_are_a_user_error(argv, msg):
+    with pytest.raises(UserError, match="^" + msg.replace("(", r"\(").replace(")", r"\)")):
+        report.parser().parse_args(argv)
 
 
 @pytest.mark.parametrize("name", ["report", "analyze"])
-def test_help_lists_every_key_and_writes_nothing(name, tmp_path):
+def test_help_lists_every_argument_and_writes_nothing(name, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", f"embfreq.{name}", "--help"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout
-    listed = out.split("== Current config")[0]
-    keys = [k for k in OmegaConf.load(CONF / f"{name}.yaml") if k not in ("defaults", "hydra")]
-    assert out.startswith(f"embfreq-{name}: ") and [k for k in keys if f"  {k} " not in listed] == []
+    assert out.startswith(f"usage: embfreq-{name} ")
+    flags = {"report": ["PATH", "--out DIR"], "analyze": ["RUN_DIR", "--which", "--accelerator"]}[name]
+    assert [f for f in flags if f not in out] == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -26,10 +26,9 @@ def unpacked_wheel(tmp_path_factory):
 
 def test_wheel_holds_configs_and_data(unpacked_wheel):
     pkg = unpacked_wheel / "embfreq"
-    for name in ("train", "report", "analyze"):
-        assert (pkg / "conf" / f"{name}.yaml").is_file()
-    for name in ("embfreq", "report", "analyze"):
-        assert (pkg / "conf" / "hydra" / "help" / f"{name}.yaml").is_file()
+    assert (pkg / "conf" / "train.yaml").is_file() and (pkg / "conf" / "hydra" / "help" / "embfreq.yaml").is_file()
+    for sub in ("cli", "training", "analysis/per_run", "analysis/sweep", "analysis/figures"):
+        assert (pkg / sub / "__init__.py").is_file(), sub
     for group in ("model", "data", "trainer", "band", "sweep", "experiment"):
         assert list((pkg / "conf" / group).glob("*.yaml")), group
     assert (pkg / "data" / "bundled" / "LastFM.txt.gz").is_file()
@@ -69,14 +68,14 @@ def test_console_script_entry_points_find_the_configs(unpacked_wheel, tmp_path):
     assert "name: mf_bpr" in p.stdout
 
 
-def test_report_and_analyze_console_scripts_find_their_configs(unpacked_wheel, tmp_path):
-    """embfreq-report and embfreq-analyze call sys.exit(main()): the shorthand and the old flags compose
-    from the wheel's configs, an error is one line, and the cwd gets no run dir, .hydra/ or outputs/."""
+def test_report_and_analyze_console_scripts_run_from_the_wheel(unpacked_wheel, tmp_path):
+    """embfreq-report and embfreq-analyze call sys.exit(main()) from the wheel: --help, an error in one line,
+    and the cwd gets no run dir, .hydra/ or outputs/."""
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel)}
-    cases = [(["embfreq.report", "runs,1", "--out", "o", "--cfg", "job"], 0, "paths:\n- runs,1\nout: o\n"),
-             (["embfreq.report", "runs,1"], 2, "embfreq: error: runs,1: no such file"),
-             (["embfreq.analyze", "r", "--which", "last", "--cfg", "job"], 0, "run_dir: r\nwhich: last\n"),
-             (["embfreq.analyze", "r"], 2, "embfreq: error: r: not a run directory")]
+    cases = [(["embfreq.cli.report", "--help"], 0, "usage: embfreq-report"),
+             (["embfreq.cli.report", "runs,1", "--out", "o"], 2, "embfreq: error: runs,1: no such file"),
+             (["embfreq.cli.analyze", "--help"], 0, "usage: embfreq-analyze"),
+             (["embfreq.cli.analyze", "r", "which=last"], 2, "embfreq: error: r: not a run directory")]
     for (module, *args), rc, expected in cases:
         code = f"import sys; from {module} import main; sys.argv = {['embfreq', *args]!r}; sys.exit(main())"
         p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -208,14 +208,14 @@ def test_cli_prints_table_and_errors_in_one_line(sweep, tmp_path):
     (bad / "metrics.json").write_text('{"status": "ok", "test": ')
     for args, msg in [((empty,), "no runs under"), ((tmp_path / "nope",), "no such file"),
                       ((tmp_path / "bad",), "unreadable metrics.json"), ((), "no paths: give sweep dirs"),
-                      (("paths=[]",), "no paths"), ((sweep, "--out"), "--out needs a value (out=...)"),
-                      (("-m", sweep), "no multirun here"), ((sweep, "ot=x"), "ot: no such key")]:
+                      ((sweep, "--out"), "argument --out: expected one argument"),
+                      (("-m", sweep), "unrecognized arguments: -m"), ((sweep, "ot=x"), "ot=x: no such file")]:
         _one_error_line(cli(*args), msg)
 
 
 @pytest.mark.slow
 def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
-    """The positional shorthand, out=, the old --out, paths=[...] for a path with =, and paths with a
+    """Positional paths, out= and --out, a path with = (only out= is a key), and paths with a
     comma, a space, a quote and ${; from an empty cwd, which stays empty (no run dir, .hydra/,
     outputs/ or multirun/)."""
     cwd = tmp_path / "cwd"
@@ -230,7 +230,7 @@ def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
     assert set(read_csv(tmp_path / "x, y" / "runs.csv")) == {"2_l0_u5_s1", "0_base_s1"}
     eq = tmp_path / "lr=0.1"
     shutil.copytree(sweep, eq)
-    out = cli(f"paths=['{eq}']", f"out={tmp_path / 'eq_report'}", cwd=cwd)
+    out = cli(eq, f"out={tmp_path / 'eq_report'}", cwd=cwd)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "eq_report" / "summary.csv").is_file()
     _one_error_line(cli(tmp_path / "a,b c" / "missing, too", cwd=cwd), f"{tmp_path / 'a,b c' / 'missing, too'}:")

@@ -1,12 +1,14 @@
-"""`python -m embfreq.analyze RUN_DIR [which=best|last]`: redo a run's per-item analysis from its checkpoint.
+"""`python -m embfreq.analyze RUN_DIR [--which best|last] [--accelerator auto|cpu|gpu]`: redo a run's per-item
+analysis from its checkpoint.
 
 Rebuilds the model from the run's config.yaml and checkpoint, tests it with full ranking, and rewrites
 items.csv, the figures and the "analysis" entry of metrics.json (the rest of metrics.json is kept).
-A Hydra app (embfreq/conf/analyze.yaml): a bare RUN_DIR is run_dir=RUN_DIR, --which X is which=X.
+`which=X` and `accelerator=X` are the same as `--which X` and `--accelerator X`.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import zipfile
@@ -16,11 +18,9 @@ from embfreq.training.threads import configure_openmp
 
 configure_openmp()  # before torch loads libgomp (the test pass runs on all cores)
 
-import hydra  # noqa: E402
 import yaml  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from embfreq.cli.args import error, run_app
+from embfreq.cli.args import ArgumentParser, error, key_values
 from embfreq.training.device import uses_gpu
 from embfreq.errors import UserError, first_line
 from embfreq.io import write_json
@@ -155,21 +155,41 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
-def app(cfg: DictConfig) -> None:
-    try:
-        if OmegaConf.is_missing(cfg, "run_dir") or cfg.run_dir is None:
-            raise UserError("no run dir: python -m embfreq.analyze RUN_DIR [which=best|last]")
-        summary = analyze(str(cfg.run_dir), cfg.which, cfg.accelerator)
-    except UserError as e:  # one line, no traceback, like embfreq.train; SystemExit passes through Hydra
-        sys.exit(error(e))
-    print(summary_line(summary))
-    print(f"embfreq: wrote items.csv, figures and metrics.json analysis in {cfg.run_dir}")
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="embfreq-analyze",
+        description="Rebuild a run's model from its config.yaml and checkpoint, test it with full ranking, and\n"
+                    "rewrite its items.csv, figures and the \"analysis\" entry of metrics.json.",
+        epilog="examples:\n  embfreq-analyze outputs/<date>/<time>_sasrec_beauty\n"
+               "  embfreq-analyze outputs/<date>/<time>_sasrec_beauty --which last --accelerator cpu"
+               "   (or which=last accelerator=cpu)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", nargs="*", metavar="RUN_DIR", help="a run directory written by embfreq-train")
+    p.add_argument("--which", default="best", metavar="{best,last}", help="checkpoint to analyse (default: best)")
+    p.add_argument("--accelerator", default="auto", metavar="{auto,cpu,gpu}",
+                   help="Lightning accelerator of the test pass (default: auto)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """`embfreq-analyze` and `python -m embfreq.analyze`; `argv` as a shell passes it (default: sys.argv[1:])."""
-    return run_app(app, argv, key="run_dir", many=False, flags={"--which": "which", "--accelerator": "accelerator"})
+    argv = key_values(sys.argv[1:] if argv is None else list(argv),
+                      {"which": "--which", "accelerator": "--accelerator", "run_dir": "--run-dir"})
+    try:
+        p = parser()
+        p.add_argument("--run-dir", dest="run_dir_key", help=argparse.SUPPRESS)  # run_dir=PATH, a path with =
+        args = p.parse_args(argv)
+        dirs = args.run_dir + ([args.run_dir_key] if args.run_dir_key else [])
+        if not dirs:
+            raise UserError("no run dir: python -m embfreq.analyze RUN_DIR [--which best|last]")
+        if len(dirs) > 1:
+            raise UserError(f"one run dir only, got {len(dirs)}: {' '.join(dirs)}")
+        summary = analyze(dirs[0], args.which, args.accelerator)
+    except UserError as e:  # one line, no traceback, like embfreq.train
+        return error(e)
+    print(summary_line(summary))
+    print(f"embfreq: wrote items.csv, figures and metrics.json analysis in {dirs[0]}")
+    return 0
 
 
 if __name__ == "__main__":
