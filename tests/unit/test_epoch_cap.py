@@ -13,7 +13,7 @@ import yaml
 
 from embfreq.analysis.per_run.per_user import write_test_users
 from tests.conftest import ROOT
-from tests.test_report import fake_run
+from tests.unit.test_report import fake_run
 
 spec = importlib.util.spec_from_file_location("epoch_cap", ROOT / "scripts" / "epoch_cap.py")
 epoch_cap = importlib.util.module_from_spec(spec)

@@ -5,7 +5,7 @@ import csv
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs/results/item_tables/README.md"
 SUMMARY = ROOT / "docs/results/item_tables/summary.csv"
 MODELS = {"SASRec": "sasrec", "MF-BPR": "mf_bpr", "GRU4Rec": "gru4rec"}

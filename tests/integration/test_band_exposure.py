@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ROOT, synthetic_seqs, write_seq
-from tests.test_analyze import env_with, run_cli
+from tests.integration.test_analyze import env_with, run_cli
 
 
 def module():

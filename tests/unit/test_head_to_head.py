@@ -13,7 +13,7 @@ from embfreq.analysis.per_run.per_user import per_user_metric
 from embfreq.analysis.sweep.stats import BOOT_SEED, N_BOOT
 from embfreq.analysis.sweep.sweep_report import make_report
 from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
-from tests.test_report import _with_users, fake_run
+from tests.unit.test_report import _with_users, fake_run
 
 TARGETS, FREQ = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]  # the first three targets lie in [0, 5]
 
@@ -96,7 +96,7 @@ def test_leader_and_paired_change_by_hand(sweep):
     assert all(r["significant_holm"] == (r["p_holm"] < 0.05) for r in (hashed, qr))
     assert "p_holm" not in lead and "p_holm" not in got[("mixed_dim", "band_dim=4")]  # a tier of one has no rival
     # the seed-aware interval of the same gap, and none for qr (one paired seed)
-    from tests.test_stats import naive_two_level
+    from tests.unit.test_stats import naive_two_level
 
     two = naive_two_level(nd["hashed"] - nd["shared"])
     slo, shi = np.quantile(two, [0.025, 0.975])

@@ -2,7 +2,7 @@
 give bit-identical metrics and per-user test ranks to the committed reference values.
 
 A change that alters training on purpose regenerates them, and says so in its commit:
-    EMBFREQ_WRITE_REFERENCE=1 python -m pytest tests/test_reference_results.py
+    EMBFREQ_WRITE_REFERENCE=1 python -m pytest tests/integration/test_reference_results.py
 """
 
 import hashlib

@@ -1,5 +1,5 @@
 """Issue 33, item 1: a diverged run ends `failed` with the reason and no test metric, for every model
-and item table; healthy runs are untouched (see also tests/test_reference_results.py)."""
+and item table; healthy runs are untouched (see also tests/integration/test_reference_results.py)."""
 
 import json
 import math

@@ -277,7 +277,7 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     assert float(row["delta_ci_high"]) == pytest.approx(hi, abs=1e-12)
     assert row["significant"] == ("yes" if lo > 0 or hi < 0 else "no")
     # the seed-aware interval: seeds, then users, resampled over the (seeds, users) differences
-    from tests.test_stats import naive_two_level
+    from tests.unit.test_stats import naive_two_level
 
     two = naive_two_level(nd["band"] - nd["base"])
     slo, shi = np.quantile(two, [0.025, 0.975])
