@@ -32,12 +32,6 @@ BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactio
         "eval_every=1", "data.batch_size=32", "model.embedding_dim=16", "trainer=cpu", "analysis=false"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bad_inputs")
-    return write_seq(d / "tiny.txt", synthetic_seqs(num_users=60, num_items=40)), d / "cache"
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tiny, monkeypatch):
     # the cache of every path here, also the CLI's, lives in the test's tmp dir

@@ -12,13 +12,7 @@ from embfreq.training.builders import build_datamodule, build_model
 from embfreq.errors import ConfigError
 from embfreq.training.optim import with_fused
 from embfreq.training.train import train
-from tests.conftest import CONF, ROOT, synthetic_seqs, write_seq
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("conventions")
-    return write_seq(d / "tiny.txt", synthetic_seqs(num_users=60, num_items=40)), d / "cache"
+from tests.conftest import CONF
 
 
 def cfg(tiny, overrides=()):
@@ -149,63 +143,6 @@ def test_model_and_data_configs_instantiate_the_lightning_objects(tiny):
 def test_inconsistent_model_and_data_settings_give_one_line(tiny, tmp_path, overrides, match):
     with pytest.raises(ConfigError, match=match):
         train(cfg(tiny, overrides), tmp_path)
-
-
-COMMITTED_RUNS = CONF.parent.parent / "docs" / "results" / "bands" / "runs"
-
-
-@pytest.mark.parametrize("model, run", [
-    ("sasrec", "bands_beauty_1000_outside/s1/0_sasrec_beauty_1000_l0_u5_outside_band_s1"),
-    ("mf_bpr", "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3"),
-])
-def test_committed_run_configs_are_in_todays_layout(model, run):
-    """A published run's config.yaml (migrated by scripts/migrate_run_configs.py) is the config the
-    same command composes today: every key that changes results is equal, so old and new runs of one
-    experiment are one experiment in the report."""
-    from omegaconf import OmegaConf
-
-    from embfreq.analysis.sweep.baselines import _ignored
-    from embfreq.io import flatten
-
-    old = OmegaConf.to_container(OmegaConf.load(COMMITTED_RUNS / run / "config.yaml"))
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        new = compose("train", overrides=["+sweep=bands_beauty_1000", f"model={model}", "band=b0_5",
-                                          "item_table.neighbours=outside_band", "seed=1"])
-    new = OmegaConf.to_container(new, resolve=False)
-    new.pop("hydra", None)
-    old_flat, new_flat = flatten(old), flatten(new)
-    keys = {k for k in old_flat.keys() | new_flat.keys() if not _ignored(k) or k.startswith("item_table.")}
-    differ = {k: (old_flat.get(k), new_flat.get(k)) for k in keys if old_flat.get(k) != new_flat.get(k)
-              and "${" not in str(new_flat.get(k))}  # interpolations: resolved when a run writes its config
-    assert differ == {}
-
-
-def test_every_committed_run_config_is_migrated():
-    """scripts/migrate_run_configs.py --check finds nothing left to migrate under docs/results."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "migrate_run_configs.py"), "--check",
-                          str(ROOT / "docs" / "results")], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.startswith("0 of "), out.stdout + out.stderr
-
-
-@pytest.mark.parametrize("run", [
-    "bands_beauty_1000_outside/s1/0_sasrec_beauty_1000_l0_u5_outside_band_s1",
-    "bands_beauty_1000_outside/s3_mf/0_mf_bpr_beauty_1000_l0_u5_outside_band_s3",
-])
-def test_committed_run_configs_rebuild_their_model(run, tmp_path):
-    """A committed config.yaml builds the model it trained: the same parameter counts as its metrics.json."""
-    from omegaconf import OmegaConf
-
-    c = OmegaConf.load(COMMITTED_RUNS / run / "config.yaml")
-    c.data.cache_dir = str(tmp_path)
-    m = json.loads((COMMITTED_RUNS / run / "metrics.json").read_text())
-    dm = build_datamodule(c)
-    dm.setup("fit")
-    model = build_model(c, dm)
-    assert sum(p.numel() for p in model.parameters()) == m["total_params"]
-    assert sum(p.numel() for p in model.items.parameters()) == m["embedding_params"]
 
 
 def test_metrics_json_records_the_machine_and_libraries(tiny, tmp_path):

@@ -15,17 +15,11 @@ from torch import nn
 from embfreq.training.divergence import DivergenceGuard
 from embfreq.errors import ConfigError, TrainingDiverged
 from embfreq.training.train import run_job
-from tests.conftest import CONF, synthetic_seqs, write_seq
+from tests.conftest import CONF
 
 BASE = ["data=custom", "data.min_user_interactions=0", "data.min_item_interactions=0", "trainer.max_epochs=3",
         "eval_every=1", "data.batch_size=32", "model.embedding_dim=16", "trainer=cpu", "analysis=false",
         "threads=1", "+trainer.enable_progress_bar=false"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("divergence")
-    return write_seq(d / "tiny.txt", synthetic_seqs(num_users=60, num_items=40)), d / "cache"
 
 
 def cfg(tiny, *overrides):

@@ -3,9 +3,12 @@ the committed summary.csv row of the same data, model, band and allocation, numb
 
 import csv
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.results
 PAGE = ROOT / "docs/results/item_tables/README.md"
 SUMMARY = ROOT / "docs/results/item_tables/summary.csv"
 MODELS = {"SASRec": "sasrec", "MF-BPR": "mf_bpr", "GRU4Rec": "gru4rec"}

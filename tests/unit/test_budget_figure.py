@@ -3,18 +3,13 @@ on hand-made summary records and on the committed docs/results/item_tables runs.
 
 import csv
 import io
-import json
 
 import pytest
 
 from embfreq.analysis.figures import budget_figure
 from embfreq.analysis.sweep import bands
-from embfreq.analysis.sweep.sweep_report import make_report
-from embfreq.band import band_label
-from tests.conftest import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ITEM_TABLES = ROOT / "docs" / "results" / "item_tables"
 
 
 def rec(neighbours, params, ndcg, band="[0, 5]", model="mf_bpr", std=None, ci=(-0.02, 0.02), pct=-5.0, seed=None):
@@ -104,70 +99,6 @@ def test_figure_files(summary, tmp_path):
     assert "| hashed | buckets=64 | 1;2 | 200 (20.0%) | 0.1300 [0.1100, 0.1500] | 95% paired bootstrap CI | -5.0% (1 seed) |" in md
 
 
-@pytest.mark.slow
-def test_committed_item_tables_report(tmp_path):
-    """budgets.csv of the committed runs: each point is the mean over its seeds of the runs'
-    metrics.json test NDCG@10, at their embedding params, as a share of the baseline's."""
-    import numpy as np
-
-    rep = make_report([ITEM_TABLES / "runs"], tmp_path)
-    runs = [json.loads(p.read_text()) for p in sorted((ITEM_TABLES / "runs").rglob("metrics.json"))]
-    with open(tmp_path / "budgets.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    groups: dict[tuple, list[dict]] = {}
-    for m in runs:
-        mode = m.get("item_table", "neighbours")  # runs from before the key: the neighbour average
-        mode = m["neighbours"] if mode == "neighbours" else mode
-        band = None if m["lower_freq"] is None else band_label(m["lower_freq"], m["upper_freq"])
-        groups.setdefault((m["data"], m["model"], band, mode, m["embedding_params"]), []).append(m)
-    full = {(data, model): ms[0]["embedding_params"]
-            for (data, model, band, _, _), ms in groups.items() if band is None}
-    seen = set()
-    for r in rows:
-        data, model, params = r["data"], r["model"], int(r["embedding_params"])
-        mode = {"no band": None, "neighbours (all)": "all", "neighbours (outside_band)": "outside_band"}.get(
-            r["strategy"], r["strategy"])
-        key = (data, model, None, "all", params) if mode is None else (data, model, r["band"], mode, params)
-        ms = groups[key]
-        assert float(r["ndcg10_mean"]) == pytest.approx(np.mean([m["test"]["test/ndcg@10"] for m in ms]), abs=1e-15)
-        assert r["seeds"] == ";".join(str(m["seed"]) for m in sorted(ms, key=lambda m: m["seed"]))
-        assert float(r["params_share"]) == params / full[(data, model)]
-        seen.add((data, model, r["band"], mode, params))
-    strategies = {k for k in groups if k[3] not in ("all", "outside_band")}
-    assert strategies <= seen  # every strategy run is plotted
-    assert {r["band"] for r in rows} == {"[0, 5]", "[100, inf)"}
-    names = {p.name for p in rep.files}
-    assert {"budgets.csv", "budget_mf_bpr_beauty_1000_0_5.png", "budget_mf_bpr_beauty_1000_0_5.pdf",
-            "budget_mf_bpr_beauty_1000_100_inf.png"} <= names
-    assert "## NDCG@10 at equal memory" in (tmp_path / "summary.md").read_text()
-    # head to head: one leader per tier; a configuration with the leader's seeds is not better on
-    # validation (what picks the leader), and its paired change on test is the difference of the two
-    # means of metrics.json test values, whichever sign it has
-    with open(tmp_path / "head_to_head.csv", newline="") as f:
-        duels = list(csv.DictReader(f))
-    tier = lambda r: (r["data"], r["model"], r["band"], r["tier"])  # noqa: E731
-    leaders = [r for r in duels if not r["against"]]
-    assert len(leaders) == len({tier(r) for r in duels})
-    lead = {tier(r): r for r in leaders}
-    for r in duels:
-        ld = lead[tier(r)]
-        assert max(float(r["params_share"]), float(ld["params_share"])) <= 1.1 * min(float(r["params_share"]), float(ld["params_share"]))
-        if r["against"] and r["seeds"] == ld["seeds"]:
-            assert float(r["val_ndcg10_mean"]) <= float(ld["val_ndcg10_mean"])
-            assert float(r["delta_ndcg10"]) == pytest.approx(float(r["ndcg10_mean"]) - float(ld["ndcg10_mean"]), abs=2e-6)
-        if r["p_value"]:  # Holm never lowers a p-value, and a Holm-significant gap is nominally significant too
-            assert float(r["p_value"]) <= float(r["p_holm"]) <= 1
-            assert r["significant_holm"] == ("yes" if float(r["p_holm"]) < 0.05 else "no")
-            assert r["significant_holm"] == "no" or r["significant"] == "yes"
-        if r["seed_p"]:  # the same for the seed-aware p, which exists with 2 or more paired seeds
-            assert float(r["seed_p"]) <= float(r["seed_p_holm"]) <= 1 and len(r["paired_seeds"].split(";")) >= 2
-            assert r["seed_significant_holm"] == ("yes" if float(r["seed_p_holm"]) < 0.05 else "no")
-            assert r["seed_significant_holm"] == "no" or r["seed_significant"] == "yes"
-        elif r["against"]:
-            assert r["seed_significant"] == "1 seed" and r["seed_ci_low"] == "" and r["paired_seeds"].count(";") == 0
-    assert {(r["data"], r["model"], r["band"]) for r in duels} == {(r["data"], r["model"], r["band"]) for r in rows}
-
-
 def flat(pairs):
     return [v for pair in pairs for v in pair]
 
@@ -194,43 +125,6 @@ def test_dodge_moves_only_lines_with_a_close_point():
     by = {"a": [{"params_share": 0.28}], "b": [{"params_share": 0.281}, {"params_share": 0.5}],
           "c": [{"params_share": 0.4}]}
     assert budget_figure.dodge(by, span=80.0, step=2.0) == {"a": -1.0, "b": 1.0, "c": 0.0}
-
-
-@pytest.mark.slow
-def test_committed_figure_labels_overlap_nothing_and_every_point_is_shown():
-    from embfreq.analysis.sweep.sweep_report import load_rows
-
-    rep_pts = budget_figure.points(bands.analyse(load_rows([ITEM_TABLES / "runs"]))[0])
-    for key, pts in budget_figure.groups(rep_pts).items():
-        fig = budget_figure.draw(pts, " ".join(key))
-        axes = fig.axes
-        ranges = budget_figure.x_panels([p["params_share"] for p in pts])
-        assert flat(ax.get_xlim() for ax in axes) == pytest.approx(flat(ranges))
-        for p in pts:
-            assert any(lo <= 100 * p["params_share"] <= hi for lo, hi in ranges)
-            lo, hi = axes[0].get_ylim()
-            assert all(lo <= v <= hi for v in (p["ndcg10_mean"], p["ci_low"], p["ci_high"]) if v is not None)
-        r = fig.canvas.get_renderer()
-        for ax in axes:  # every marker whole inside the axes and clear of the frame (1 pt), the no-band star too
-            for line in ax.get_lines():
-                if line.get_marker() in ("o", "*"):
-                    half = (line.get_markersize() / 2 + 1) * fig.dpi / 72
-                    ys = line.get_transform().transform(line.get_xydata())[:, 1]
-                    assert ax.bbox.y0 <= min(ys) - half and max(ys) + half <= ax.bbox.y1, (key, line.get_label())
-        for ax, (lo, hi) in zip(axes, ranges):  # every panel labelled, its tick labels apart
-            assert any(lo <= v <= hi for v in ax.get_xticks()), (key, lo, hi)
-            ticks = [t.get_window_extent(r) for t in ax.get_xticklabels() if t.get_text()]
-            assert not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))
-            boxes = [t.get_window_extent(r) for t in ax.texts]
-            marks = [line.get_transform().transform(line.get_xydata()) for line in ax.get_lines()
-                     if line.get_marker() == "o"]
-            for i, b in enumerate(boxes):
-                assert ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1
-                assert not any(b.overlaps(o) for o in boxes[i + 1:])
-                assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for m in marks for x, y in m)
-        if key == ("mf_bpr", "beauty_1000", "", "[0, 5]"):  # hashed, qr and mixed_dim at 3 budgets each: one label per point
-            assert sorted(t.get_text() for ax in axes for t in ax.texts) == sorted(
-                "256 525 2098 64 508 2094 4 8 16".split())
 
 
 def test_pdf_bytes_do_not_depend_on_the_time(summary, tmp_path):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.test_report import fake_run
+from tests.conftest import fake_run
 
 
 def collect(monkeypatch, *argv):

@@ -2,10 +2,6 @@
 
 import importlib.util
 import math
-import re
-import shlex
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +9,7 @@ import yaml
 
 from embfreq.analysis.per_run.per_user import write_test_users
 from tests.conftest import ROOT
-from tests.unit.test_report import fake_run
+from tests.conftest import fake_run
 
 spec = importlib.util.spec_from_file_location("epoch_cap", ROOT / "scripts" / "epoch_cap.py")
 epoch_cap = importlib.util.module_from_spec(spec)
@@ -73,15 +69,6 @@ def test_two_matching_short_runs_are_refused(runs):
     run(short, "band_again", 200, [1, 1, 1])
     with pytest.raises(SystemExit, match="2 runs under"):
         epoch_cap.pairs([short], [long])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("page", ["epoch_cap_sasrec_beauty_1000", "epoch_cap_400_bands"])
-def test_the_committed_page_block_is_what_its_command_prints(page):
-    page = (ROOT / "docs/results" / page / "README.md").read_text()
-    cmd, block = re.search(r"<!-- epoch-cap-table: python (.*?) -->\n(.*?)<!-- /epoch-cap-table -->", page, re.S).groups()
-    out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert block.strip() == out.strip()
 
 
 def test_bad_inputs_exit_in_one_line(runs, tmp_path):

@@ -13,7 +13,7 @@ from embfreq.analysis.per_run.per_user import per_user_metric
 from embfreq.analysis.sweep.stats import BOOT_SEED, N_BOOT
 from embfreq.analysis.sweep.sweep_report import make_report
 from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
-from tests.unit.test_report import _with_users, fake_run
+from tests.conftest import fake_run, with_users
 
 TARGETS, FREQ = [1, 2, 3, 4, 5, 6], [0, 3, 3, 50, 50, 200]  # the first three targets lie in [0, 5]
 
@@ -26,7 +26,7 @@ def strategy_run(root, name, seed, ranks, item_table=None, params=None, lower=0,
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         cfg["item_table"] = item_table
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    _with_users(d, ranks, TARGETS, FREQ)
+    with_users(d, ranks, TARGETS, FREQ)
     m = json.loads((d / "metrics.json").read_text())
     if params is not None:
         m["embedding_params"] = params
@@ -152,7 +152,7 @@ def test_neighbour_modes_only_give_no_table(tmp_path):
 
 def test_other_test_users_are_refused(sweep):
     d = sweep / "hashed_s2"
-    _with_users(d, RANKS[2]["hashed"], [6, 5, 4, 3, 2, 1], FREQ)
+    with_users(d, RANKS[2]["hashed"], [6, 5, 4, 3, 2, 1], FREQ)
     with pytest.raises(bands.MismatchError, match="hashed_s2: its test users differ from .*shared_s2"):
         head_to_head.compare(load_rows([sweep]))
     with pytest.raises(ReportError, match="test users differ"):

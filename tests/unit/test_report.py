@@ -15,40 +15,9 @@ from embfreq.analysis.figures.ndcg_heatmap import grids
 from embfreq.analysis.sweep.sweep_report import default_out_dir, make_report
 from embfreq.analysis.sweep.sweep_runs import ReportError, load_rows
 from embfreq.band import band_label
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fake_run, with_users
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def fake_run(root, name, status="ok", model="sasrec", data="beauty", seed=1, lower=0, upper=5, ndcg=0.1, hr=0.2,
-             neighbours="all", items=100, in_band=10, net=None, reason="", config=True):
-    """A run dir as train.py leaves it: config.yaml (resolved) and metrics.json."""
-    d = root / name
-    d.mkdir(parents=True)
-    if config:
-        cfg = {"seed": seed, "lower_freq": lower, "upper_freq": upper, "neighbours": neighbours,
-               "model": {"name": model, "net": {"embedding_dim": 64, "num_heads": 1, **(net or {})}},
-               "data": {"name": data, "path": None}, "cache_dir": f"/tmp/{name}", "trainer": {"accelerator": "cpu"}}
-        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-        (d / ".hydra").mkdir()
-        (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))  # Hydra's copy: not a run
-    if status is None:
-        return d
-    base = {"status": status, "model": model, "data": data, "seed": seed, "lower_freq": lower, "upper_freq": upper,
-            "neighbours": neighbours, "run_dir": str(d)}
-    if status == "ok":
-        saved = in_band * 64 if neighbours == "outside_band" else 0
-        base.update(items=items, items_in_band=in_band, share_in_band=in_band / items,
-                    embedding_params=(items + 1) * 64 - saved, embedding_params_saved=saved, total_params=12345,
-                    epochs_trained=20, best_epoch=15, val={"val/ndcg@10": ndcg},
-                    test={"test/hr@10": hr, "test/ndcg@10": ndcg, "test/hr@5": hr / 2},
-                    seconds={"data": 0.1, "fit": 1.0, "test": 0.2, "total": 1.5})
-    elif status == "skipped":
-        base["reason"] = reason or f"lower_freq={lower} > upper_freq={upper}: empty band"
-    else:
-        base["error"] = reason or "AssertionError: embed_dim must be divisible by num_heads"
-    (d / "metrics.json").write_text(json.dumps(base))
-    return d
 
 
 @pytest.fixture
@@ -237,17 +206,6 @@ def test_cli_forms_and_odd_paths_leave_the_cwd_empty(sweep, tmp_path):
     assert list(cwd.iterdir()) == []
 
 
-def _with_users(d, ranks, targets, freq):
-    from embfreq.analysis.per_run.per_user import write_test_users
-
-    write_test_users(d, np.array(ranks), np.array(targets), np.array(freq))
-    m = json.loads((d / "metrics.json").read_text())
-    r = np.array(ranks, dtype=float)
-    m["test"]["test/ndcg@10"] = float(np.where(r <= 10, 1 / np.log2(r + 1), 0).mean())
-    m["test"]["test/hr@10"] = float((r <= 10).mean())
-    (d / "metrics.json").write_text(json.dumps(m))
-
-
 def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
     """Hand-checked change, bootstrap CI equal to a naive resampling loop, seed mean ± std, the split
     into in-band targets and the rest, and the frequency buckets."""
@@ -261,8 +219,8 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
         2: ([2, 1, 11, 4, 1, 1], [1, 1, 30, 4, 3, 1]),
     }
     for seed, (base, band) in runs.items():
-        _with_users(fake_run(s, f"base_s{seed}", lower=None, upper=None, seed=seed, in_band=0), base, targets, freq)
-        _with_users(fake_run(s, f"band_s{seed}", lower=0, upper=5, seed=seed, in_band=3, items=6), band, targets, freq)
+        with_users(fake_run(s, f"base_s{seed}", lower=None, upper=None, seed=seed, in_band=0), base, targets, freq)
+        with_users(fake_run(s, f"band_s{seed}", lower=0, upper=5, seed=seed, in_band=3, items=6), band, targets, freq)
     rep = make_report([s])
     with open(s / "summary.csv", newline="") as f:
         summ = {(r["band"], r["neighbours"]): r for r in csv.DictReader(f)}
@@ -315,8 +273,8 @@ def test_paired_change_ci_and_bucket_split_from_per_user_files(tmp_path):
 def test_one_paired_seed_says_so(tmp_path):
     """One seed: no seed-aware interval in summary.csv (empty cells, "1 seed") or in the table."""
     s = tmp_path / "s"
-    _with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 3, 20], [1, 2, 3], [0, 3, 50])
-    _with_users(fake_run(s, "band", lower=0, upper=5, in_band=2, items=6), [2, 1, 20], [1, 2, 3], [0, 3, 50])
+    with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 3, 20], [1, 2, 3], [0, 3, 50])
+    with_users(fake_run(s, "band", lower=0, upper=5, in_band=2, items=6), [2, 1, 20], [1, 2, 3], [0, 3, 50])
     rep = make_report([s])
     with open(s / "summary.csv", newline="") as f:
         row = [r for r in csv.DictReader(f) if r["band"] == "[0, 5]"][0]
@@ -328,9 +286,9 @@ def test_one_paired_seed_says_so(tmp_path):
 
 def test_per_user_file_that_disagrees_with_metrics_is_refused(tmp_path):
     s = tmp_path / "s"
-    _with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 2], [1, 2], [0, 1])
+    with_users(fake_run(s, "base", lower=None, upper=None, in_band=0), [1, 2], [1, 2], [0, 1])
     d = fake_run(s, "band", lower=0, upper=5, in_band=1)
-    _with_users(d, [1, 2], [1, 2], [0, 1])
+    with_users(d, [1, 2], [1, 2], [0, 1])
     m = json.loads((d / "metrics.json").read_text())
     m["test"]["test/ndcg@10"] += 0.01
     (d / "metrics.json").write_text(json.dumps(m))
@@ -383,39 +341,6 @@ def test_runs_of_one_experiment_from_two_config_layouts_share_a_variant(tmp_path
     assert "[0, 5] (hashed buckets=256)" in make_report([s]).table
 
 
-def test_results_page_findings_tables_equal_the_committed_summary():
-    """Each <!-- findings-table...: python scripts/findings_table.py ARGS --> block of the results
-    page (docs/results.md) is what its command prints from the committed summary.csv."""
-    import re
-    import shlex
-
-    readme = (ROOT / "docs" / "results.md").read_text()
-    blocks = re.findall(r"<!-- (findings-table[\w-]*): python (scripts/findings_table\.py.*?) -->\n(.*?)<!-- /\1 -->",
-                        readme, flags=re.S)
-    assert {m for m, _, _ in blocks} >= {"findings-table", "findings-table-yelp"}
-    for marker, cmd, block in blocks:
-        out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout
-        assert block.strip() == out.strip(), marker
-
-
-def test_results_page_frequency_norm_rows_for_yelp_equal_the_committed_runs():
-    """The results page's experiment-1 rows for yelp are the `analysis` of the committed no-band runs."""
-    import re
-
-    readme = (ROOT / "docs" / "results.md").read_text()
-    runs = ROOT / "docs/results/bands/runs/bands_yelp"
-    for model, label in (("mf_bpr", "MF-BPR"), ("sasrec", "SASRec")):
-        (path,) = runs.glob(f"*/0_{model}_yelp_lNone_uNone_all_s1/metrics.json")
-        a = json.loads(path.read_text())["analysis"]
-        rho, never, thr, below, never_below = re.search(
-            rf"^\| yelp \| {label} \| ([^|]+) \| (\d+) \| ([\d.]+) \| (\d+) \((\d+)\) \|$", readme, re.M).groups()
-        assert float(rho.replace("\u2212", "-")) == pytest.approx(a["spearman_freq_norm"], abs=0.005)
-        assert (int(never), int(below), int(never_below)) == (
-            a["never_trained_items"], a["items_below_threshold"], a["never_trained_below_threshold"])
-        assert float(thr) == pytest.approx(a["norm_threshold"], abs=0.005)
-
-
 def test_a_run_without_config_yaml_makes_no_variant(tmp_path):
     """A run dir that lost its config.yaml (metrics.json alone) cannot say how it differs: it is paired
     by metrics.json's model, data and seed, and the others keep their variant ("" here)."""
@@ -428,46 +353,3 @@ def test_a_run_without_config_yaml_makes_no_variant(tmp_path):
     assert rows["band"].baseline["ndcg"] == pytest.approx(0.2)
 
 
-def test_readme_answer_numbers_equal_the_committed_summary():
-    """Every number of the README's answer is the committed summary.csv's, rounded as written."""
-    import csv
-    import re
-
-    answer = re.search(r"<!-- the-answer -->(.*?)<!-- /the-answer -->", (ROOT / "README.md").read_text(), re.S)
-    text = " ".join(answer.group(1).split())
-    with open(ROOT / "docs/results/bands/summary.csv", newline="") as f:
-        rows = {(r["data"], r["model"], r["band"], r["neighbours"]): r for r in csv.DictReader(f)}
-
-    def row(model, band):
-        return rows[("beauty_1000", model, band, "all")]
-
-    def pct(v, nd=0):
-        return f"{abs(float(v)):.{nd}f}%"
-
-    def seed_ci(r):  # the interval over test users and seeds, in % of the baseline
-        base = float(r["baseline_ndcg10"])
-        lo, hi = (100 * float(r[k]) / base for k in ("delta_seed_ci_low", "delta_seed_ci_high"))
-        return f"CI {'−' if lo < 0 else '+'}{abs(lo):.1f}% to {'−' if hi < 0 else '+'}{abs(hi):.1f}%"
-
-    sas = row("sasrec", "[0, 5]")
-    assert f"loses {pct(sas['delta_pct'])} of test NDCG@10" in text
-    assert f"({float(sas['baseline_ndcg10']):.4f} → {float(sas['ndcg10_mean']):.4f}, {seed_ci(sas)})" in text
-    assert sas["seed_significant"] == "yes"
-    assert f"up to {pct(row('sasrec', '[0, 20]')['delta_pct'])} for `[0, 20]`" in text
-    assert f"{round(100 * float(sas['share_in_band']))}% of items seen at most 5 times" in text
-    mf = row("mf_bpr", "[0, 5]")
-    assert f"`[0, 5]` +{float(mf['delta_pct']):.1f}%, {seed_ci(mf)}" in text
-    assert "no significant cost for any cold band" in text
-    assert all(row("mf_bpr", b)["seed_significant"] == "no" for b in ("[0, 0]", "[0, 5]", "[0, 20]", "[5, 5]", "[5, 20]"))
-    hot = row("sasrec", "[100, inf)")
-    assert f"SASRec loses only {abs(float(hot['delta_pct'])):.1f}% ({seed_ci(hot)}, just significant)" in text
-    assert hot["seed_significant"] == "yes" and float(hot["seed_p"]) > 0.01
-    with open(ROOT / "docs/results/epoch_cap_400_bands/summary.csv", newline="") as f:
-        cap400 = {r["band"]: r for r in csv.DictReader(f)}
-    assert f"the cold-band cost falls to {abs(float(cap400['[0, 5]']['delta_pct'])):.1f}%" in text
-    assert cap400["[0, 5]"]["seed_significant"] == "yes" and cap400["[100, inf)"]["seed_significant"] == "no"
-    for model, label in (("sasrec", "SASRec"), ("mf_bpr", "MF-BPR")):
-        r = row(model, "[100, inf)")
-        before = float(r["inband_baseline_ndcg10"])
-        after = before + float(r["delta_ndcg10_inband"])
-        assert f"from {before:.2f} to {after:.2f} ({label})" in text
