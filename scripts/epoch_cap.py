@@ -1,5 +1,7 @@
-"""Print what a longer training cap changes: each run under LONG against the run under SHORT with the
-same model, data, seed, band and item table, and head to head within each cap.
+"""Print what a longer training cap changes (the epoch-cap tables of docs/results/epoch_cap_*).
+
+Each run under LONG against the run under SHORT with the same model, data, seed, band and item table,
+and head to head within each cap.
 
     python scripts/epoch_cap.py docs/results/item_tables/runs docs/results/bands/runs \
         --long docs/results/epoch_cap_sasrec_beauty_1000/runs

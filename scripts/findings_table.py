@@ -1,5 +1,6 @@
-"""Print the README's Findings table (one dataset, SASRec and MF-BPR side by side) from a results
-page's summary.csv, so the README's numbers come from committed files.
+"""Print the findings tables of docs/results.md from a results page's committed summary.csv.
+
+One dataset, SASRec and MF-BPR side by side, so the page's numbers come from committed files.
 
     python scripts/findings_table.py [docs/results/bands/summary.csv] [--data beauty_1000]
     python scripts/findings_table.py --head-to-head docs/results/item_tables/head_to_head.csv

@@ -1,4 +1,6 @@
-"""How test metrics change when a target the user has already seen is removed with the seen items
+"""Print how test metrics change when already-seen targets are removed (docs/results/repeat_targets.md).
+
+How test metrics change when a target the user has already seen is removed with the seen items
 (`eval.repeat_target=remove`, the study's and RecBole's evaluation) instead of ranked (the default).
 
     python scripts/repeat_targets.py RUN_DIR [RUN_DIR ...]
