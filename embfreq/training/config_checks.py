@@ -1,7 +1,7 @@
 """The config schema and its checks: SCHEMA, one table of every checked key with its type and range
 or choices, applied before any data is read (one line per problem, naming its key; the CLI prints it
 and exits 2) and listed by `--help`; then the checks that relate keys (band, monitor, optimiser class,
-device). Unknown keys and group options are refused earlier, on the command line (cli_args)."""
+device). Unknown keys and group options are refused earlier, on the command line (embfreq/cli/args.py)."""
 
 from __future__ import annotations
 
