@@ -240,8 +240,9 @@ def test_cli_waits_passively_unless_the_user_chose():
                              check=True)
         assert out.stdout.split() == expected
     # it runs before torch is imported, or libgomp would never read it
+    # (embfreq/train.py imports only embfreq.cli.train, which loads torch through embfreq.training.train)
     src = (ROOT / "embfreq" / "cli" / "train.py").read_text()
-    assert src.index("configure_openmp()") < src.index("import torch")
+    assert src.index("configure_openmp()") < src.index("import hydra") < src.index("from embfreq.training.train import")
 
 
 def test_joblib_jobs_divide_the_cores_among_them():
