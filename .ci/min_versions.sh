@@ -45,7 +45,8 @@ echo "min_versions: installed"
 cd "$ROOT"
 export EMBFREQ_CACHE="$WORK/cache" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 "$PY" -m pytest -q \
-    tests/test_reference_results.py tests/test_conventions.py tests/test_metrics.py tests/test_report.py
-"$PY" -m pytest -q tests/test_sweep.py \
-    -k "joblib_jobs_divide or slurm_launcher or study_sweep_config or cli_waits_passively"
+    tests/integration/test_reference_results.py tests/integration/test_conventions.py tests/unit/test_metrics.py tests/unit/test_report.py \
+    tests/results/test_committed_results.py
+"$PY" -m pytest -q tests/integration/test_sweep.py \
+    -k "joblib_jobs_divide or slurm_launcher or beauty_sweep_config or cli_waits_passively"
 echo "min_versions: ok ($((SECONDS - start)) s, before removing the venv)"

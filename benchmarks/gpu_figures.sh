@@ -47,7 +47,7 @@ if [ "$dry" = 1 ]; then
 fi
 step machine 60 bash -c 'nvidia-smi; python3 -c "import torch; print(torch.__version__, torch.cuda.is_available())"'
 step card_sweep 240 bash -c 'card_sweep "$@"' _ trainer=gpu trainer.accelerator="$device" trainer.max_epochs=20
-step cuda_tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_smoothed_embedding.py tests/test_models.py -k "cuda or bf16"
+step cuda_tests 90 python3 -m pytest -q -p no:cacheprovider tests/unit/test_smoothed_embedding.py tests/integration/test_models.py -k "cuda or bf16"
 step bench_gpu 240 python3 benchmarks/run.py --device "$device" --only beauty:train,beauty:val --workdir /tmp/embfreq-bench
 step bench_syn10m 150 python3 benchmarks/run.py --only syn10m:graph --workdir /tmp/embfreq-bench
 step bf16 90 python3 -m embfreq.train model=sasrec data=beauty trainer=gpu trainer.accelerator="$device" \

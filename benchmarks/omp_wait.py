@@ -33,7 +33,7 @@ SETTINGS = {
 WORKER = r"""
 import json, os, sys, time
 if {cli}:
-    import embfreq.threads as t; t.configure_openmp()
+    import embfreq.training.threads as t; t.configure_openmp()
 import torch
 torch.set_num_threads({threads})
 from embfreq.data.datamodule import RecDataModule

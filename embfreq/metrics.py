@@ -79,7 +79,7 @@ def _check_ranks(ranks: Tensor) -> Tensor:
 def hit_and_ndcg(ranks: Tensor, k) -> tuple[Tensor, Tensor]:
     """HR@k and NDCG@k of float64 1-based ranks with one target each: 1[rank <= k] and
     1[rank <= k] / log2(rank + 1); `k` a number or a tensor that broadcasts against `ranks`.
-    (`embfreq.analysis.per_user.per_user_metric` is the same in numpy, for run outputs.)"""
+    (`embfreq.analysis.per_run.per_user.per_user_metric` is the same in numpy, for run outputs.)"""
     hit = (ranks <= k).to(torch.float64)
     return hit, hit / torch.log2(ranks + 1.0)
 

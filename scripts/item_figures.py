@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embfreq.analysis.items import summary_numbers
-from embfreq.analysis.plots import plot_freq_vs_norm, plot_frequency_panels
+from embfreq.analysis.per_run.items import summary_numbers
+from embfreq.analysis.figures.plots import plot_freq_vs_norm, plot_frequency_panels
 
 
 def read_items(run_dir: Path) -> dict[str, np.ndarray]:

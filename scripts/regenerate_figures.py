@@ -6,7 +6,7 @@
 
 Each job is the command its results page documents (its README's command block): the sweep report
 (`python -m embfreq.report`, which also rewrites the page's tables, summary.md included) or the
-RecBoard curve plot (`benchmarks/recboard_side_by_side.py plot`, curves.png/pdf from curves.csv).
+RecBoard curve plot (`scripts/recboard_side_by_side.py plot`, curves.png/pdf from curves.csv).
 Run from anywhere; paths are relative to the repository root, as in the pages' commands (summary.md
 records the report's output path).
 
@@ -39,7 +39,7 @@ FIGURE_SUFFIXES = (".png", ".pdf")
 JOBS = (
     ("docs/results/bands", "report", ["docs/results/bands", "--out", "docs/results/bands"]),
     ("docs/results/item_tables", "report", ["docs/results/item_tables/runs", "out=docs/results/item_tables"]),
-    # the last step of benchmarks/collect_results.py, which wrote this page
+    # the last step of scripts/collect_results.py, which wrote this page
     ("docs/results/epoch_cap_sasrec_beauty_1000", "report",
      ["docs/results/epoch_cap_sasrec_beauty_1000", "--out", "docs/results/epoch_cap_sasrec_beauty_1000"]),
     ("docs/results/epoch_cap_400_bands", "report",
@@ -55,7 +55,7 @@ JOBS = (
 )
 
 
-SCRIPTS = {"curves": ["benchmarks/recboard_side_by_side.py", "plot"],
+SCRIPTS = {"curves": ["scripts/recboard_side_by_side.py", "plot"],
            "val_curves": ["scripts/validation_curves.py"],   # validation curves from their committed CSV
            "item_figures": ["scripts/item_figures.py"]}       # a run's norm/panel figures from its items table
 # the figures each kind of job writes into its folder (a report's: those its summary.md lists)

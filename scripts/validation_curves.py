@@ -20,10 +20,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from embfreq.analysis.figure_base import COLUMN, FONT, LABELS, display, new_figure, save_png_pdf, style_axes
+from embfreq.analysis.figures.figure_base import COLUMN, FONT, LABELS, display, new_figure, save_png_pdf, style_axes
 from embfreq.band import band_label
 from embfreq.errors import UserError
-from embfreq.run_dir import METRICS, read_metrics
+from embfreq.training.run_dir import METRICS, read_metrics
 
 FIELDS = ("configuration", "seed", "epoch", "val_ndcg10", "val_hr10", "best")
 TAGS = {"val_ndcg10": "val/ndcg@10", "val_hr10": "val/hr@10"}

@@ -26,8 +26,8 @@ def band_tag(lower_freq, upper_freq) -> str:
 
 
 def schema_help() -> str:
-    """The top-level keys of embfreq.config_checks.SCHEMA for `--help` (imported only then)."""
-    from embfreq.config_checks import help_lines
+    """The top-level keys of embfreq.training.config_checks.SCHEMA for `--help` (imported only then)."""
+    from embfreq.training.config_checks import help_lines
 
     return help_lines()
 

@@ -124,7 +124,8 @@ def process(
 def _build_lock(cache_dir: Path):
     """Parallel sweep jobs: the first one builds a cache entry, the others wait for it and load it.
 
-    Locks the cache directory itself, so no lock files are left behind.
+    Locks the cache directory itself, so no lock files are left behind (why not filelock: it needs a
+    lock file, which would sit among the cache entries).
     """
     try:
         import fcntl

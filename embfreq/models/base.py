@@ -8,7 +8,7 @@ import torch
 from embfreq.errors import TrainingDiverged
 from embfreq.nn.item_table import ItemTable
 from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
-from embfreq.optim import default_optimizer, with_fused
+from embfreq.training.optim import default_optimizer, with_fused
 
 # not hyperparameters: modules and callables, rebuilt from the config (a checkpoint holds tensors and plain
 # values only); the item table is recorded by its `spec()`

@@ -53,7 +53,7 @@ class SelfAttention(nn.Module):
         q, k, v = heads(self.q(query)), heads(self.k(x)), heads(self.v(x))
         p = self.dropout if self.training else 0.0
         # CUDA: the fused kernel, with the padding as a real extra key and an additive mask. CPU:
-        # measured faster explicit (benchmarks/bench_attention.py), except masked-only inference.
+        # measured faster explicit (a one-off timing; no benchmark script kept), except masked-only inference.
         fused = self.fused if self.fused is not None else x.is_cuda or (pad_log_count is None and p == 0.0)
         if fused:
             mask = allowed

@@ -1,8 +1,8 @@
 """embfreq's Hydra sweeper (`hydra/sweeper: embfreq`, the default of train.yaml): BasicSweeper's grid,
-plus what embfreq.sweep adds: the no-band baseline of every band grid (hydra.sweeper.baseline=false,
+plus what embfreq.training.sweep adds: the no-band baseline of every band grid (hydra.sweeper.baseline=false,
 or baseline=false on the command line, turns it off), one refusal before any job for a setting that
 is invalid in every job, jobs.json, the summary table of every job and an honest exit status.
-Hydra finds sweepers only in the hydra_plugins namespace; the logic is in embfreq.sweep."""
+Hydra finds sweepers only in the hydra_plugins namespace; the logic is in embfreq.training.sweep."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ class EmbfreqSweeper(BasicSweeper):
         return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
     def sweep(self, arguments: List[str]) -> Any:
-        from embfreq import sweep as es
-        from embfreq.cli_args import error
+        from embfreq.training import sweep as es
+        from embfreq.cli.args import error
         from embfreq.errors import UserError
 
         es.exit_code = 0
@@ -70,7 +70,7 @@ class EmbfreqSweeper(BasicSweeper):
 
     def _compose_checked(self, overrides: List[str]):
         from embfreq.errors import UserError
-        from embfreq.cli_args import composition_error
+        from embfreq.cli.args import composition_error
 
         try:
             return self._compose(overrides)
@@ -81,7 +81,7 @@ class EmbfreqSweeper(BasicSweeper):
 
     @staticmethod
     def _row(r) -> dict:
-        from embfreq import sweep as es
+        from embfreq.training import sweep as es
 
         run_dir = OmegaConf.select(r.hydra_cfg, "hydra.runtime.output_dir") if r.hydra_cfg is not None else None
         row = {"run_dir": run_dir, **es.job_status(Path(run_dir) if run_dir else None)}

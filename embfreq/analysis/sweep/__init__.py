@@ -1,0 +1,1 @@
+"""Many runs: reading sweep dirs, baselines, statistics, tables and the report."""
