@@ -19,8 +19,9 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf
 
 import embfreq.conf  # noqa: E402,F401  (registers the resolver of the run dir names)
+from embfreq import compile_step
 from embfreq.band import Band
-from embfreq.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
+from embfreq.builders import neighbours_mode, build_callbacks, build_datamodule, build_loggers, build_model, run_threads
 from embfreq.config_checks import check_config
 from embfreq.device import machine_record
 from embfreq.errors import (DataError, RunDirInUse, RunFailed, RunInterrupted, TrainingDiverged, UserError,
@@ -109,9 +110,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     recorded = cfg  # what check_or_record_run_state compares: the config as the run wrote it
     check_config(cfg)
-    threads = torch_threads(cfg)
-    if threads:
-        torch.set_num_threads(threads)
+    threads = run_threads(cfg)  # per phase: training and evaluation each at their own count
+    torch.set_num_threads(threads["train"])
     t0 = time.time()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
@@ -126,6 +126,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if _rank_zero():
         check_or_record_run_state(run_dir, recorded, dm.data.fingerprint())
     model = build_model(cfg, dm)
+    compile_step.configure(model, cfg)  # the `compile` setting: torch.compile of the training step or eager
     if _rank_zero():
         print(dataset_summary(cfg, dm, model), flush=True)
     ckpt_dir = run_dir / "checkpoints"
@@ -134,7 +135,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     from embfreq.callbacks import EpochLines, EpochSeed, KeepStopped, RunProgressBar, ValidateLastEpoch
     from embfreq.checkpoint_io import AtomicCheckpointIO
 
-    callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every))]
+    from embfreq.thread_phases import PhaseThreads
+
+    callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every)),
+                  PhaseThreads(threads["train"], threads["eval"])]
     callbacks += [KeepStopped(stop_cb)] if stop_cb is not None else []
     bar = cfg.trainer.get("enable_progress_bar")  # unset: a bar on a terminal, one line per epoch elsewhere
     if bar or (bar is None and sys.stdout.isatty()):
@@ -220,7 +224,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "test": test,
         "seconds": {"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0},
         "run_dir": str(run_dir),
-        "threads": torch.get_num_threads(),  # with the wall times: what the cost was measured on
+        "threads": threads["train"],  # with the wall times: what the cost was measured on
+        "thread_policy": threads,  # training and evaluation thread counts, and what set them
+        "compile": compile_step.record(model, cfg),  # compiled or eager, and the seconds compiling took
         "machine": machine_record(),  # what exact repetition needs: same CPU kind, same libraries
         "host": {"cpus": os.cpu_count(), "device": str(model.device), "torch": torch.__version__},
         "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse
