@@ -85,7 +85,8 @@ class CompiledStep:
         except Exception as e:
             if not _compile_error(e):
                 raise
-            self.failed = f"{type(e).__name__}: {first_line(e)}"
+            cause = getattr(e, "inner_exception", None) or e  # BackendCompilerFailed wraps the compiler's error
+            self.failed = f"{type(cause).__name__}: {first_line(cause)}"
             if not self.fallback:
                 raise ConfigError(f"compile=true: torch.compile of the {self.name} failed ({self.failed}); "
                                   "set compile=false to train eagerly") from None
