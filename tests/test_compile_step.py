@@ -82,16 +82,16 @@ def test_compiled_step_equals_eager_without_recompiles(tiny, kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sasrec_bce", "gru4rec", "mf_bpr"])
-def test_inductor_step_equals_eager_with_dropout(tiny, kind, monkeypatch):
+def test_inductor_step_equals_eager_with_dropout(tiny, kind):
     """The inductor build, with dropout: `fallback_random` makes it draw the eager random numbers."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
     model, dm = build(tiny, kind, dropout=0.2)
     model.train()
-    model.compile_step(backend="inductor")
-    assert_compiled_equals_eager(model, dm, seed=123)
+    with inductor_config.patch(fallback_random=True):
+        model.compile_step(backend="inductor")
+        assert_compiled_equals_eager(model, dm, seed=123)
 
 
 def test_compile_setting_by_device():
