@@ -1,6 +1,6 @@
 """Peak RSS of training against a validation pass (issue 34: no memory spike in evaluation).
 
-    python benchmarks/eval_memory.py [--rounds 2] [--threads 2] [--compare-default]
+    python benchmarks/eval_memory.py [--rounds 2] [--threads 2] [--compare-default] [--only mf_bpr]
 
 Each configuration (SASRec and MF-BPR on Beauty, no band and band [0,5]) runs in a fresh process:
 set-up, then `rounds` times one training epoch and one full-ranking validation pass. A thread samples
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compare-default", action="store_true")
+    ap.add_argument("--only", help="configurations whose model matches, e.g. mf_bpr")
     ap.add_argument("--cache-dir", default=os.environ.get("EMBFREQ_CACHE", "/tmp/embfreq-bench-cache"))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -92,6 +93,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for model_name, band in CONFIGS:
+        if a.only and a.only not in model_name:
+            continue
         for mode in modes:
             env = dict(os.environ)
             if mode == "default":
