@@ -6,6 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from embfreq.errors import TrainingDiverged
+from embfreq.training.memory import bound_heap_growth
 from embfreq.nn.item_table import ItemTable
 from embfreq.metrics import PerItemMetrics, RankingMetrics, ranks_excluding
 from embfreq.training.optim import default_optimizer, with_fused
@@ -62,6 +63,26 @@ class RankingModel(pl.LightningModule):
     def training_loss(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
+    def step_inputs(self, batch: dict) -> tuple:
+        """The tensors `dense_loss` takes after the table: the batch's data-dependent preparation
+        (packing, trimming), run eagerly also when the step is compiled."""
+        raise NotImplementedError
+
+    def dense_loss(self, table: torch.Tensor, *inputs) -> torch.Tensor:
+        """The training loss from the effective table and `step_inputs`, with no data-dependent shape
+        (what `compile_step` compiles); equal to `training_loss` within float rounding."""
+        raise NotImplementedError
+
+    def compile_step(self, backend: str = "inductor", fallback: bool = False) -> None:
+        """Compile the training step (`dense_loss`) once for the run, with dynamic shapes; see
+        `embfreq.training.compile_step`. `compiled_step.record()` says what compiling cost."""
+        from embfreq.training.compile_step import CompiledStep
+
+        self.compiled_step = CompiledStep(self.dense_loss, backend=backend, fallback=fallback)
+
+    def compiled_loss(self, batch: dict) -> torch.Tensor:
+        return self.compiled_step(self.items.weight, *self.step_inputs(batch))
+
     def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
         """(B, D) user representations for evaluation batches, given the effective item table."""
         raise NotImplementedError
@@ -97,7 +118,8 @@ class RankingModel(pl.LightningModule):
                                                          "interval": "epoch", "monitor": monitor}}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.training_loss(batch)
+        compiled = getattr(self, "compiled_step", None)
+        loss = self.training_loss(batch) if compiled is None else self.compiled_loss(batch)
         if not bool(torch.isfinite(loss)):  # one sync per step; NaN weights would make every later number void
             raise TrainingDiverged(f"training diverged: loss {float(loss)} at epoch {self.current_epoch}, "
                                    f"batch {batch_idx} (try a lower model.optimizer.lr)")
@@ -108,6 +130,7 @@ class RankingModel(pl.LightningModule):
         self._score_buf = None
 
     def ranks(self, batch: dict) -> torch.Tensor:
+        bound_heap_growth()  # else a pass can leave 0.6-0.9 GiB of fragmented heap (embfreq.training.memory)
         scores = self.score(batch, reuse_buffer=not torch.is_grad_enabled())  # ranking overwrites them
         if not self.remove_seen:
             return ranks_excluding(scores, batch["targets"])

@@ -27,10 +27,17 @@ class MFBPR(RankingModel):
         self.items.init_from_full_table_(lambda t: nn.init.normal_(t, std=init_std))
 
     def training_loss(self, batch: dict) -> torch.Tensor:
-        u = self.users(batch["users"])  # (B, D)
+        return self.dense_loss(self.items.weight, *self.step_inputs(batch))
+
+    def step_inputs(self, batch: dict) -> tuple:
+        return batch["users"], batch["positives"], batch["negatives"]
+
+    def dense_loss(self, table: torch.Tensor, users: torch.Tensor, positives: torch.Tensor,
+                   negatives: torch.Tensor) -> torch.Tensor:
+        u = self.users(users)  # (B, D)
         # one gather for positives and negatives: one gradient scatter into the table, not two
-        ids = torch.cat([batch["positives"], batch["negatives"]])
-        pos, neg = (self.items.weight.index_select(0, ids).view(2, *u.shape) * u).sum(-1)
+        ids = torch.cat([positives, negatives])
+        pos, neg = (table.index_select(0, ids).view(2, *u.shape) * u).sum(-1)
         return F.softplus(neg - pos).mean()
 
     def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:

@@ -118,6 +118,36 @@ class SequentialModel(RankingModel):
             return (F.softplus(-pos_logit).sum() + F.softplus(neg_logit).sum()) / m
         return F.softplus(neg_logit - pos_logit).sum() / m
 
+    def step_inputs(self, batch: dict) -> tuple:
+        if self.packs and "pack_row" in batch:
+            return pack_batch(batch, self.encoder.maxlen)  # inputs, targets, negatives, segments, positions
+        return (*trim_left_padding(batch["inputs"], batch["targets"], batch["negatives"]), None, None)
+
+    def dense_loss(self, table: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
+                   segments: torch.Tensor | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """`training_loss` over every position, padding weighted 0 instead of cut out: no shape
+        depends on the data, so one graph serves every batch (the packed rows are ~98% real)."""
+        real = inputs != 0
+        if segments is None:
+            h = self.encoder(table[inputs], real)
+        else:
+            h = self.encoder(table[inputs], real, segments, positions)
+        keep = targets != 0
+        m = keep.sum().clamp(min=1)
+        zero = h.new_zeros(())
+        if self.loss_name == "ce":
+            logits = (h @ table.T).flatten(0, 1)  # (B * L, N + 1)
+            logits = logits.index_fill(1, targets.new_zeros(1), float("-inf"))
+            ce = F.cross_entropy(logits, targets.flatten(), reduction="none")
+            return torch.where(keep.flatten(), ce, zero).sum() / m
+        pos_logit = (h * table[targets]).sum(-1)
+        neg_logit = (h * table[negatives]).sum(-1)
+        if self.loss_name == "bce":
+            per = F.softplus(-pos_logit) + F.softplus(neg_logit)
+        else:
+            per = F.softplus(neg_logit - pos_logit)
+        return torch.where(keep, per, zero).sum() / m
+
     def user_vectors(self, batch: dict, table: torch.Tensor) -> torch.Tensor:
         (inputs,) = trim_left_padding(batch["inputs"])
         return self.hidden(inputs, table)[:, -1]  # (B, D): the last position holds the latest item

@@ -6,7 +6,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.errors import ConfigError, UserError, first_line
-from embfreq.training.threads import usable_cpus
+from embfreq.training.threads import phase_threads, usable_cpus
 
 def build_datamodule(cfg: DictConfig):
     """`data` instantiated: the RecDataModule with its file, preprocessing and batches."""
@@ -98,9 +98,9 @@ def build_model(cfg: DictConfig, dm):
 
 
 def torch_threads(cfg: DictConfig) -> int | None:
-    """Threads per job: `threads` if set, else the cores this process may use (a SLURM or cgroup
-    CPU set, not the whole node) divided among parallel joblib jobs; None leaves torch's default."""
-    if cfg.get("threads"):
+    """Threads per job: `threads` if set to a number, else the cores this process may use (a SLURM or
+    cgroup CPU set, not the whole node) divided among parallel joblib jobs; None when neither applies."""
+    if isinstance(cfg.get("threads"), int):
         return int(cfg.threads)
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -113,6 +113,15 @@ def torch_threads(cfg: DictConfig) -> int | None:
     except Exception:
         pass
     return None
+
+
+def run_threads(cfg: DictConfig) -> dict:
+    """The run's thread count per phase, {"train", "eval", "source"} (`embfreq.training.threads.phase_threads`):
+    `threads=N` sets both; `threads.train` / `threads.eval` each; otherwise training at 1 thread and
+    evaluation on this job's share of the cores (a joblib sweep divides them among its jobs)."""
+    setting = cfg.get("threads")
+    share = torch_threads(cfg) if not isinstance(setting, int) else setting
+    return phase_threads(setting, share or usable_cpus())
 
 
 def build_callbacks(cfg: DictConfig, ckpt_dir) -> tuple[list, object, object | None]:

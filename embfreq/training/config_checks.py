@@ -31,6 +31,7 @@ class Key:
     choices: tuple = ()
     null: bool = False
     strict: bool = False  # number: low itself excluded
+    mapping: bool = False  # may also be a mapping, whose keys have their own entries
     help: str = ""
 
 
@@ -46,8 +47,12 @@ SCHEMA: dict[str, Key] = {
     "patience": Key("int", 1, help="early stopping, in validations without improvement"),
     "deterministic": Key("choice", choices=(True, False, "warn"), help="Lightning's deterministic flag (warn: "
                          "deterministic kernels, a warning where none exists)"),
-    "threads": Key("int", 1, null=True, help="torch threads per run (null: the cores this process may use, "
-                   "divided among joblib jobs)"),
+    "threads": Key("int", 1, null=True, mapping=True, help="torch threads of both phases, or threads.train / "
+                   "threads.eval each (null: training 1, evaluation the job's cores, divided among joblib jobs)"),
+    "threads.train": Key("int", 1, null=True),
+    "threads.eval": Key("int", 1, null=True),
+    "compile": Key("choice", choices=(True, False, "auto"), help="torch.compile of the training step (false: eager; "
+                   "auto: compiled on CUDA, eager on CPU, where it does not pay)"),
     "analysis": Key("bool", help="per-item table and figures after testing"),
     "trainer.max_epochs": Key("int", 1),
     "data.batch_size": Key("int", 1),
@@ -82,7 +87,7 @@ def check_key(cfg: DictConfig, key: str, spec: Key) -> None:
     if not isinstance(node, DictConfig) or leaf not in node:
         return
     v = OmegaConf.select(cfg, key)
-    if spec.kind == "band" or (v is None and spec.null):
+    if spec.kind == "band" or (v is None and spec.null) or (spec.mapping and isinstance(v, DictConfig)):
         return
     null = " or null" if spec.null else ""
     if spec.kind == "choice":
@@ -126,6 +131,9 @@ def check_config(cfg: DictConfig) -> None:
     for key, spec in SCHEMA.items():
         if not key.startswith("model.optimizer."):
             check_key(cfg, key, spec)  # the optimiser's values after its class (check_optimizer)
+    threads = cfg.get("threads")
+    if isinstance(threads, DictConfig) and set(threads) - {"train", "eval"}:
+        raise ConfigError(f"threads takes train and eval, got {sorted(set(threads) - {'train', 'eval'})}")
     net_maxlen = OmegaConf.select(cfg, "model.net.maxlen")
     if net_maxlen is not None and net_maxlen != cfg.data.maxlen:  # positions the windows never fill, or too few
         raise ConfigError(f"model.net.maxlen={net_maxlen} differs from data.maxlen={cfg.data.maxlen}; set data.maxlen "

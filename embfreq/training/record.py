@@ -116,8 +116,10 @@ def best_checkpoint(best_cb) -> tuple[str | None, int | None, dict]:
 
 
 def result_record(cfg: DictConfig, run_dir: Path, dm, model, *, partial: dict, epochs: int, best_path: str | None,
-                  best_epoch: int | None, val: dict, test: dict, seconds: dict, started_at: float) -> dict:
-    """metrics.json of a finished run."""
+                  best_epoch: int | None, val: dict, test: dict, seconds: dict, started_at: float,
+                  threads: dict) -> dict:
+    """metrics.json of a finished run; `threads` is the per-phase thread policy (builders.run_threads)."""
+    from embfreq.training import compile_step
     from embfreq.training.builders import neighbours_mode
     from embfreq.training.device import machine_record
 
@@ -141,7 +143,9 @@ def result_record(cfg: DictConfig, run_dir: Path, dm, model, *, partial: dict, e
         "test": test,
         "seconds": seconds,
         "run_dir": str(run_dir),
-        "threads": torch.get_num_threads(),  # with the wall times: what the cost was measured on
+        "threads": threads["train"],  # with the wall times: what the cost was measured on
+        "thread_policy": threads,  # training and evaluation thread counts, and what set them
+        "compile": compile_step.record(model, cfg),  # compiled or eager, and the seconds compiling took
         "machine": machine_record(),  # what exact repetition needs: same CPU kind, same libraries
         "host": {"cpus": os.cpu_count(), "device": str(model.device), "torch": torch.__version__},
         "data_cached": bool(dm.data.cached),  # sweeps: only the first job per dataset should parse

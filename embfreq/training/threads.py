@@ -24,3 +24,31 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+# Training threads by default. A SASRec or MF-BPR step is hundreds of small operators; with passive
+# waiting each one pays ~50-60 us to wake a second thread, so on the 2-core machine a SASRec epoch
+# took 1.67 s at 1 thread and 2.90 s at 2, while the validation pass (large score matrices) was
+# 1.25x faster at 2 (issue 34; docs/performance.md has the measurement).
+TRAIN_THREADS = 1
+PHASES = ("train", "eval")
+
+
+def phase_threads(setting, share: int) -> dict:
+    """The thread count of each phase: {"train": n, "eval": n, "source": ...}.
+
+    `setting` is the config's `threads`: an int sets both phases; a mapping {train, eval} sets each
+    (null: the default); None: both defaults. `share` is the cores this job may use (its CPU set,
+    divided among parallel joblib jobs). Defaults: training `min(TRAIN_THREADS, share)`, evaluation
+    `share`. The result depends only on the setting and the machine, so a run's float sums are
+    repeatable; the run records it in metrics.json."""
+    share = max(1, int(share))
+    defaults = {"train": min(TRAIN_THREADS, share), "eval": share}
+    if setting is None:
+        return {**defaults, "source": "default"}
+    if isinstance(setting, int) and not isinstance(setting, bool):
+        return {"train": setting, "eval": setting, "source": "threads"}
+    given = {k: setting.get(k) for k in PHASES}
+    out = {k: int(v) if v is not None else defaults[k] for k, v in given.items()}
+    chosen = [k for k in PHASES if given[k] is not None]
+    return {**out, "source": "+".join(f"threads.{k}" for k in chosen) if chosen else "default"}

@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from embfreq.errors import DataError
 from embfreq.training import job
-from embfreq.training.builders import build_callbacks, build_datamodule, build_loggers, build_model, torch_threads
+from embfreq.training import compile_step
+from embfreq.training.builders import build_callbacks, build_datamodule, build_loggers, build_model, run_threads
 from embfreq.training.config_checks import check_config
 from embfreq.training.job import interruptible, rank_zero, task_wrapper
 from embfreq.training.record import (best_checkpoint, dataset_summary, epochs_trained, partial_evaluation,
@@ -33,9 +34,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     recorded = cfg  # what check_or_record_run_state compares: the config as the run wrote it
     check_config(cfg)
-    threads = torch_threads(cfg)
-    if threads:
-        torch.set_num_threads(threads)
+    threads = run_threads(cfg)  # per phase: training and evaluation each at their own count
+    torch.set_num_threads(threads["train"])
     t0 = time.time()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -52,6 +52,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     if rank_zero():
         check_or_record_run_state(run_dir, recorded, dm.data.fingerprint())
     model = build_model(cfg, dm)
+    compile_step.configure(model, cfg)  # the `compile` setting: torch.compile of the training step or eager
     if rank_zero():
         print(dataset_summary(cfg, dm, model), flush=True)
     ckpt_dir = run_dir / "checkpoints"
@@ -59,8 +60,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     loggers = build_loggers(cfg, run_dir)
     from embfreq.training.callbacks import EpochLines, EpochSeed, KeepStopped, RunProgressBar, ValidateLastEpoch
     from embfreq.training.checkpoint_io import AtomicCheckpointIO
+    from embfreq.training.thread_phases import PhaseThreads
 
-    callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every))]
+    callbacks += [EpochSeed(int(cfg.seed)), ValidateLastEpoch(int(cfg.eval_every)),
+                  PhaseThreads(threads["train"], threads["eval"])]
     callbacks += [KeepStopped(stop_cb)] if stop_cb is not None else []
     bar = cfg.trainer.get("enable_progress_bar")  # unset: a bar on a terminal, one line per epoch elsewhere
     if bar or (bar is None and sys.stdout.isatty()):
@@ -113,7 +116,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     partial = partial_evaluation(trainer, tester, dm)
     best_path, best_epoch, val = best_checkpoint(best_cb)
     result = result_record(cfg, run_dir, dm, model, partial=partial, epochs=epochs_trained(trainer, ckpt_dir, spawned),
-                           best_path=best_path, best_epoch=best_epoch, val=val, test=test, started_at=t0,
+                           best_path=best_path, best_epoch=best_epoch, val=val, test=test, started_at=t0, threads=threads,
                            seconds={"data": t_data, "fit": t_fit, "test": t_test, "total": time.time() - t0})
     keep_training_times(result, cfg, run_dir)
     if trainer.is_global_zero:

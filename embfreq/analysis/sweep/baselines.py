@@ -9,7 +9,8 @@ import numpy as np
 
 # Config keys that never split runs into separate panels: the swept band and seed have their
 # own axes, and these others do not change results.
-IGNORED_KEYS = ("seed", "lower_freq", "upper_freq", "neighbours", "cache_dir", "threads", "resume", "analysis",
+IGNORED_KEYS = ("seed", "lower_freq", "upper_freq", "neighbours", "cache_dir", "threads", "threads.train",
+                "threads.eval", "compile", "resume", "analysis",
                 "data.seed", "data.cache_dir", "data.num_workers", "data.bucketing", "data.eval_batch_size")
 IGNORED_PREFIXES = ("trainer.", "callbacks.", "logger.", "item_table.")  # item_table: a mode, as neighbours  # run mechanics: the best checkpoint's monitor is monitor.*
 

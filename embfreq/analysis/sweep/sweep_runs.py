@@ -156,9 +156,9 @@ def read_run(run_dir: Path) -> Row:
 
 # Keys that do not make a run another run: where it kept its files, how many threads it used, and
 # what it showed or logged (the divergence guard changes no number of a run it does not stop).
-NOT_IDENTITY = ("cache_dir", "data.cache_dir", "resume", "threads", "data.num_workers", "analysis",
+NOT_IDENTITY = ("cache_dir", "data.cache_dir", "resume", "threads", "compile", "data.num_workers", "analysis",
                 "trainer.enable_progress_bar", "trainer.enable_model_summary")
-NOT_IDENTITY_ROOTS = ("logger", "callbacks.divergence")
+NOT_IDENTITY_ROOTS = ("logger", "callbacks.divergence", "threads")  # threads.train, threads.eval
 # The data settings that decide what a run trains and is tested on (`ProcessedData.fingerprint`).
 DATA_SOURCE = ("path", "bundled", "url", "sha256", "format", "columns", "sep", "min_rating",
                "min_user_interactions", "min_item_interactions", "drop_duplicates")
