@@ -42,21 +42,28 @@ def test_results_page_findings_tables_equal_the_committed_summary():
         assert block.strip() == out.strip(), marker
 
 
-def test_results_page_frequency_norm_rows_for_yelp_equal_the_committed_runs():
-    """The results page's experiment-1 rows for yelp are the `analysis` of the committed no-band runs."""
+def test_results_page_frequency_norm_table_is_its_command_on_the_committed_runs():
+    """The results page's norm table is `scripts/norm_table.py` on the committed runs, and its rows are
+    the `analysis` record of those runs (the yelp row checked against the metrics.json by hand)."""
     import re
 
-    readme = (ROOT / "docs" / "results.md").read_text()
+    page = (ROOT / "docs" / "results.md").read_text()
+    cmd, block = re.search(r"<!-- norm-table: python (.*?) -->\n(.*?)<!-- /norm-table -->", page, re.S).groups()
+    out = subprocess.run([sys.executable, *shlex.split(cmd)], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert block.strip() == out.strip()
     runs = ROOT / "docs/results/bands/runs/bands_yelp"
-    for model, label in (("mf_bpr", "MF-BPR"), ("sasrec", "SASRec")):
-        (path,) = runs.glob(f"*/0_{model}_yelp_lNone_uNone_all_s1/metrics.json")
-        a = json.loads(path.read_text())["analysis"]
-        rho, never, thr, below, never_below = re.search(
-            rf"^\| yelp \| {label} \| ([^|]+) \| (\d+) \| ([\d.]+) \| (\d+) \((\d+)\) \|$", readme, re.M).groups()
-        assert float(rho.replace("\u2212", "-")) == pytest.approx(a["spearman_freq_norm"], abs=0.005)
-        assert (int(never), int(below), int(never_below)) == (
-            a["never_trained_items"], a["items_below_threshold"], a["never_trained_below_threshold"])
-        assert float(thr) == pytest.approx(a["norm_threshold"], abs=0.005)
+    (path,) = runs.glob("*/0_mf_bpr_yelp_lNone_uNone_all_s1/metrics.json")
+    a = json.loads(path.read_text())["analysis"]
+    assert (f"| yelp | MF-BPR | 0.0381 | +{a['spearman_freq_norm']:.2f} | {a['never_trained_items']} | "
+            f"{a['norm_threshold']:.2f} | {a['items_below_threshold']} ({a['never_trained_below_threshold']}) |") in block
+    assert "| yelp | MF-BPR | 0.0381 | +0.85 | 14 | 0.29 | 24 (14) | 1.000 |" in block  # as read off the record
+
+
+def test_norm_table_refuses_roots_without_a_plain_no_band_run(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "scripts/norm_table.py"), str(tmp_path)], capture_output=True,
+                       text=True)
+    assert p.returncode != 0 and "no no-band run of seed 1" in p.stderr
 
 
 def test_readme_answer_numbers_equal_the_committed_summary():
@@ -90,8 +97,12 @@ def test_readme_answer_numbers_equal_the_committed_summary():
     assert f"`[0, 5]` +{float(mf['delta_pct']):.1f}%, {seed_ci(mf)}" in text
     assert "no significant cost for any cold band" in text
     assert all(row("mf_bpr", b)["seed_significant"] == "no" for b in ("[0, 0]", "[0, 5]", "[0, 20]", "[5, 5]", "[5, 20]"))
-    hot = row("sasrec", "[100, inf)")
-    assert f"SASRec loses only {abs(float(hot['delta_pct'])):.1f}% ({seed_ci(hot)}, just significant)" in text
+    with open(ROOT / "docs/results/fragile_cells_seeds_4_5/summary.csv", newline="") as f:
+        five = {(r["model"], r["band"], r["neighbours"]): r for r in csv.DictReader(f)}
+    hot = five[("sasrec", "[100, inf)", "all")]  # the fragile cell, with seeds 4 and 5
+    assert hot["seeds"] == "1;2;3;4;5"
+    assert (f"SASRec loses only {abs(float(hot['delta_pct'])):.1f}% (5 seeds: {seed_ci(hot)}, just significant, "
+            "and one seed gains)") in text
     assert hot["seed_significant"] == "yes" and float(hot["seed_p"]) > 0.01
     with open(ROOT / "docs/results/epoch_cap_400_bands/summary.csv", newline="") as f:
         cap400 = {r["band"]: r for r in csv.DictReader(f)}
