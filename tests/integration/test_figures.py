@@ -198,9 +198,10 @@ def test_committed_small_reports_in_style(drawn, tmp_path):
         drawn.clear()
         rep = make_report([RESULTS / name], tmp_path / name)
         check_report_figures(drawn, rep.files)
-        # and the same files as committed
+        # and the same files as committed (the validation curves are another job's: validation_curves.py)
         assert sorted(p.name for p in rep.files if p.suffix in (".png", ".pdf")) == sorted(
-            Path(p).name for p in committed_figures() if Path(p).parent == Path("docs/results") / name)
+            Path(p).name for p in committed_figures() if Path(p).parent == Path("docs/results") / name
+            and not Path(p).name.startswith("val_curves."))
 
 
 @pytest.mark.slow
