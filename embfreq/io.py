@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from embfreq.errors import first_line
+
 
 def current_umask() -> int:
     m = os.umask(0)
@@ -84,6 +86,18 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_json_object(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """(the JSON object in `path`, None), or (None, why it is unreadable) for a damaged file; the
+    caller says what the file is and words its one-line error. A missing file is the caller's case."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"{type(e).__name__}: {first_line(e)}"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object, got {type(obj).__name__}"
+    return obj, None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

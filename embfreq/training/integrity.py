@@ -10,10 +10,10 @@ that trained on different data. A run from before this record is read unchecked.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from embfreq.errors import UserError, first_line
+from embfreq.errors import UserError
+from embfreq.io import read_json_object
 
 RUN_STATE = "run_state.json"  # the name train.py writes
 
@@ -32,12 +32,9 @@ def read_run_state(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / RUN_STATE
     if not path.is_file():
         return None
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"{path}: unreadable ({type(e).__name__}: {first_line(e)}); cannot check the run") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{path}: unreadable (expected a JSON object); cannot check the run")
+    state, why = read_json_object(path)
+    if why:
+        raise UserError(f"{path}: unreadable ({why}); cannot check the run")
     return state
 
 

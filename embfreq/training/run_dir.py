@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from embfreq.errors import UserError, first_line
+from embfreq.io import read_json_object
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -57,12 +57,9 @@ def read_metrics(run_dir: str | Path) -> dict:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return {}
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"{path}: unreadable {METRICS} ({type(e).__name__}: {first_line(e)})") from None
-    if not isinstance(m, dict):
-        raise UserError(f"{path}: unreadable {METRICS} (expected a JSON object, got {type(m).__name__})")
+    m, why = read_json_object(path)
+    if why:
+        raise UserError(f"{path}: unreadable {METRICS} ({why})")
     for key in ("test", "val", "seconds"):
         if key in m and not isinstance(m[key], dict):
             raise UserError(f"{path}: unreadable {METRICS} ({key!r} is not an object)")
