@@ -219,8 +219,22 @@ def test_ranks_excluding_equals_target_ranks_with_mask():
             scores[2, targets[2]] = float("nan")  # a NaN target
             scores[3] = float("nan")
         expected = target_ranks(scores.clone(), targets, mask)
-        got = ranks_excluding(scores.clone(), targets, rows[keep], cols[keep])
-        assert torch.equal(got, expected)
+        for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):  # in-place count, and the mask path
+            got = ranks_excluding(scores.to(dtype, copy=True), targets, rows[keep], cols[keep])
+            assert torch.equal(got, expected), dtype
+
+
+def test_ranks_excluding_counts_exactly_past_float16_precision():
+    """float16 has 11 mantissa bits: a 0/1 row sum of it stops being exact past 2048, so the count
+    goes through the bool mask there; float32 counts in place (exact to 2^24)."""
+    from embfreq.metrics import ranks_excluding
+
+    n = 5000
+    for dtype in (torch.float16, torch.float32):
+        scores = torch.ones(2, n, dtype=dtype)  # every item ties with the target, which ranks below all
+        scores[1, 1:4001] = 2.0  # row 1: 4000 items above, 998 tied below the target
+        got = ranks_excluding(scores, torch.tensor([4500, 4500]))
+        assert got.tolist() == [n - 1, n - 1], dtype  # items 1..n-1 but the target: n - 2 ahead, rank n - 1
 
 
 def test_all_nan_scores_rank_every_target_last():
