@@ -198,6 +198,10 @@ def step_train(spec: dict) -> dict:
     operator built with max_neighbours=K, read from `k_cache_dir`).
     """
     torch = _setup_torch(spec)
+    from embfreq.training.threads import phase_threads, usable_cpus
+
+    # --threads N: both phases; else embfreq's own policy, as a run gets it (training 1, evaluation all cores)
+    policy = phase_threads(int(spec["threads"]) if spec.get("threads") else None, usable_cpus())
     model_name, device = spec["model"], spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if model_name == "sasrec" else "pair")
     runs = {}
@@ -215,20 +219,24 @@ def step_train(spec: dict) -> dict:
     val = {b: [] for b in runs}
     cpu = {"epoch": {b: [] for b in runs}, "val": {b: [] for b in runs}}
     batches = 0
+    torch.set_num_threads(policy["train"])
     for _ in range(spec["repeats"]):
         for band, (model, opt) in runs.items():
             t0, c0 = time.perf_counter(), time.process_time()
             batches = _epoch(model, opt, dm, device)
             epoch[band].append(time.perf_counter() - t0)
             cpu["epoch"][band].append(time.process_time() - c0)
+    torch.set_num_threads(policy["eval"])
     for _ in range(spec["repeats"]):
         for band, (model, _opt) in runs.items():
             t0, c0 = time.perf_counter(), time.process_time()
             _validate(model, dm, device=device)
             val[band].append(time.perf_counter() - t0)
             cpu["val"][band].append(time.process_time() - c0)
-    res = {"epoch": epoch, "val": val, "cpu": cpu, "batches": batches, "threads": torch.get_num_threads(),
+    res = {"epoch": epoch, "val": val, "cpu": cpu, "batches": batches,
+           "threads": {k: policy[k] for k in ("train", "eval")},
            "band_nnz": {b: int(m.items.band_nnz) for b, (m, _o) in runs.items()}, "peak": peak_mib()}
+    torch.set_num_threads(policy["train"])
     if spec.get("lightning") and device == "cpu":
         import logging
 
@@ -253,6 +261,10 @@ def step_train(spec: dict) -> dict:
 def step_train_mem(spec: dict) -> dict:
     """Peak memory of one configuration and phase (one epoch, or one validation pass), in a process of its own."""
     torch = _setup_torch(spec)
+    if not spec.get("threads"):
+        from embfreq.training.threads import phase_threads, usable_cpus
+
+        torch.set_num_threads(phase_threads(None, usable_cpus())["train" if spec["phase"] == "train" else "eval"])
     device = spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if spec["model"] == "sasrec" else "pair")
     model = _model(spec["model"], dm, spec["band"], device=device)

@@ -204,7 +204,7 @@ class Runner:
                 self.row(label, f"{name} epoch (batch {bs}{', maxlen 50' if model == 'sasrec' else ''}), {text}",
                          med[c], statistics.median(r["cpu"]["epoch"][c]), m.get("peak"), m.get("delta"),
                          f"≤ {epoch_target:g} s" if on_cpu else "", med[c] <= epoch_target if on_cpu else None, load,
-                         note=f"median of {reps} interleaved; {r['batches']} batches; "
+                         note=f"median of {reps} interleaved; {r['batches']} batches; {r['threads']['train']} thread(s); "
                               f"{', '.join(f'{x:.2f}' for x in r['epoch'][c])}" + gpu_note(m))
             for c, text in configs[1:]:
                 ratios = [b / a for a, b in zip(r["epoch"]["none"], r["epoch"][c])]
@@ -220,7 +220,8 @@ class Runner:
                 self.row(label, f"{name} validation pass (full ranking, 22,363 users), {text}", v,
                          statistics.median(r["cpu"]["val"][c]), m.get("peak"), m.get("delta"),
                          "≤ 1.5 s" if on_cpu else "", v <= 1.5 if on_cpu else None, load,
-                         note=f"median of {len(r['val'][c])}; " + ", ".join(f"{x:.2f}" for x in r["val"][c])
+                         note=f"median of {len(r['val'][c])}; {r['threads']['eval']} thread(s); "
+                              + ", ".join(f"{x:.2f}" for x in r["val"][c])
                               + gpu_note(m))
         if want_pl:
             for c, text in configs[:2]:
@@ -308,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"comma list of datasets {list(DATASETS)}, groups {list(GROUPS)} or dataset:group")
     ap.add_argument("--repeats", type=int, default=3, help="runs of the small-data steps (median)")
     ap.add_argument("--epochs", type=int, default=3, help="interleaved epochs per configuration (median)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads in the training workers")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads in the training workers, both phases (default: embfreq's per-phase policy, "
+                         "training 1 thread and evaluation all usable cores)")
     ap.add_argument("--omp-passive", action="store_true",
                     help="OMP_WAIT_POLICY=PASSIVE in the workers (for a shared, oversubscribed machine)")
     ap.add_argument("--quality", type=int, default=0, metavar="EPOCHS",

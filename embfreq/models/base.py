@@ -105,7 +105,11 @@ class RankingModel(pl.LightningModule):
             buf = getattr(self, "_score_buf", None)
             if buf is None or buf.numel() < b * n or buf.device != u.device or buf.dtype != dtype:
                 buf = self._score_buf = torch.empty(b * n, device=u.device, dtype=dtype)
-            return torch.matmul(u, table.T, out=buf[: b * n].view(b, n))
+            # computed as (N, B) and returned as its (B, N) view: the BLAS product in that layout took
+            # half the time here (Beauty, 512 x 64 x 12,102: 5.7 against 12 ms), and the ranking's
+            # column sums run along the contiguous users. Same ranks on Beauty (SASRec, MF-BPR) and
+            # the reference runs; only a score's last bit can differ from `u @ table.T` for some dims.
+            return torch.matmul(table, u.T, out=buf[: b * n].view(n, b)).T
 
     def configure_optimizers(self):
         params = list(self.parameters())
