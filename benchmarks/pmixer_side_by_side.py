@@ -17,7 +17,8 @@ training sequence, the validation item ranked against all items, seen items remo
 evaluation scores 100 sampled items; the adapted pass takes its `log2feats` last position against its
 whole item table, in batches of 512 users. Threads: pmixer at 1 and at 2 threads (each phase's best
 median is reported); embfreq with its own policy (training 1 thread, evaluation all cores).
-`OMP_WAIT_POLICY=PASSIVE` for both (what embfreq's CLI sets).
+OpenMP waiting as embfreq's CLI sets it (`GOMP_SPINCOUNT=10000`) for both, unless
+`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set.
 
 FLOP limit: one epoch's real positions, forward + backward (3x forward), counted exactly from the
 sequence lengths (per block: Q, K, V, output and two FFN layers, 12 D^2 per position; attention
@@ -234,7 +235,11 @@ def main() -> None:
     d = _processed(a.cache_dir)
     gflop, positions = epoch_gflop(d)
     limit_gflops = matmul_gflops(cores)
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = dict(os.environ)
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        from embfreq.training.threads import WAIT_ENV
+
+        env.update(WAIT_ENV)  # what embfreq's CLI sets, for both sides
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "data").mkdir()
         ptr, items = d.split.train_ptr, d.split.train_items

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from embfreq.training.threads import configure_openmp
 
-configure_openmp()  # before torch loads libgomp: a short spin-wait, so a busy machine is not slowed
+configure_openmp()  # before torch loads libgomp: a short spin-wait (OMP_WAIT_POLICY=PASSIVE on a shared machine)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
