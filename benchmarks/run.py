@@ -16,9 +16,9 @@ Usage::
     python benchmarks/run.py --device cuda --only beauty:train,beauty:val   # GPU rows (no targets)
 
 Datasets: beauty, yelp, syn1m, syn10m. Groups: generate, process, cache, graph, train, val, lightning.
-Workers keep OpenMP's default spin-waiting, as `python -m embfreq.train` does; on a quiet machine that
-is the faster setting (SASRec validation pass 1.3-1.7 s against 2.7 s passive). On a shared,
-oversubscribed machine pass --omp-passive: there spin-waiting made a 2-thread SASRec epoch ~10x slower.
+Workers wait the way `python -m embfreq.train` does (a short spin, `GOMP_SPINCOUNT=10000`, unless
+OMP_WAIT_POLICY or GOMP_SPINCOUNT is set; benchmarks/omp_wait.md). On a shared, oversubscribed
+machine pass --omp-passive.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ class Runner:
         self.env = dict(os.environ)
         if args.omp_passive:
             self.env["OMP_WAIT_POLICY"] = "PASSIVE"
+        elif "OMP_WAIT_POLICY" not in self.env and "GOMP_SPINCOUNT" not in self.env:
+            from embfreq.training.threads import WAIT_ENV
+
+            self.env.update(WAIT_ENV)
         self.env.setdefault("PYTHONWARNINGS", "ignore")
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -354,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in run.rows:
         print(format_row(r))
     print()
-    print(f"{machine()}; OMP_WAIT_POLICY={run.env.get('OMP_WAIT_POLICY', '(default)')}; "
+    print(f"{machine()}; OMP_WAIT_POLICY={run.env.get('OMP_WAIT_POLICY', '(default)')}, "
+          f"GOMP_SPINCOUNT={run.env.get('GOMP_SPINCOUNT', '(default)')}; "
           f"load average {load0[0]:.1f}/{load0[1]:.1f} at start, {load1[0]:.1f}/{load1[1]:.1f} at end; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; total {time.perf_counter() - t0:.0f} s")
     if quality:
