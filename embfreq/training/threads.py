@@ -7,10 +7,10 @@ import os
 # libgomp spins 300,000 iterations before a waiting thread sleeps. On a machine whose cores are
 # busy with other processes the spinning threads steal the cores the work needs. A short spin
 # (10,000 iterations) bridges the gap between back-to-back operators and then sleeps. On the 2-core
-# VM (benchmarks/omp_wait.md, 2026-12-07), the SASRec validation pass at 2 threads took 0.85 s with
-# it against 1.35 s with passive waiting on a quiet machine, and 3.0 s against 2.3 s with two other
-# busy processes: a shared machine should set OMP_WAIT_POLICY=PASSIVE. Training runs at 1 thread by
-# default (below), where the policy does not matter.
+# VM (benchmarks/omp_wait.md, 2026-12-07), the SASRec validation pass at 2 threads took 1.15 s with
+# it against 1.49 s with passive waiting on a quiet machine, and 2.63 s against 2.77 s with two other
+# busy processes. OMP_WAIT_POLICY=PASSIVE remains the safe choice on a machine shared with other
+# work. Training runs at 1 thread by default (below), where the policy does not matter.
 WAIT_ENV = {"GOMP_SPINCOUNT": "10000"}
 
 
