@@ -29,10 +29,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-# Training threads by default. A SASRec or MF-BPR step is hundreds of small operators; with passive
-# waiting each one pays ~50-60 us to wake a second thread, so on the 2-core machine a SASRec epoch
-# took 1.67 s at 1 thread and 2.90 s at 2, while the validation pass (large score matrices) was
-# 1.25x faster at 2 (issue 34; docs/performance.md has the measurement).
+# Training threads by default: 1, because 2-thread CPU training is not reproducible run to run (its
+# float sums change order; benchmarks/RESULTS.md) and a step is hundreds of small operators that gain
+# little from a second thread: with passive waiting a SASRec epoch took 1.67 s at 1 thread and 2.90 s
+# at 2; with the short spin above, 2.15 s and 1.83 s (threads.train=2 takes that). Evaluation (large
+# score matrices) uses all of the job's cores (issue 34; docs/performance.md).
 TRAIN_THREADS = 1
 PHASES = ("train", "eval")
 
