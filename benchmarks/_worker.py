@@ -118,6 +118,14 @@ def _setup_torch(spec: dict):
     return torch
 
 
+def _thread_policy(spec: dict) -> dict:
+    """Threads per phase: --threads N sets both; else embfreq's own policy, as a run gets it
+    (training 1 thread, evaluation all usable cores)."""
+    from embfreq.training.threads import phase_threads, usable_cpus
+
+    return phase_threads(int(spec["threads"]) if spec.get("threads") else None, usable_cpus())
+
+
 def _datamodule(spec: dict, sampling: str, max_neighbours=None):
     from embfreq.data.datamodule import RecDataModule
 
@@ -198,10 +206,7 @@ def step_train(spec: dict) -> dict:
     operator built with max_neighbours=K, read from `k_cache_dir`).
     """
     torch = _setup_torch(spec)
-    from embfreq.training.threads import phase_threads, usable_cpus
-
-    # --threads N: both phases; else embfreq's own policy, as a run gets it (training 1, evaluation all cores)
-    policy = phase_threads(int(spec["threads"]) if spec.get("threads") else None, usable_cpus())
+    policy = _thread_policy(spec)
     model_name, device = spec["model"], spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if model_name == "sasrec" else "pair")
     runs = {}
@@ -261,10 +266,7 @@ def step_train(spec: dict) -> dict:
 def step_train_mem(spec: dict) -> dict:
     """Peak memory of one configuration and phase (one epoch, or one validation pass), in a process of its own."""
     torch = _setup_torch(spec)
-    if not spec.get("threads"):
-        from embfreq.training.threads import phase_threads, usable_cpus
-
-        torch.set_num_threads(phase_threads(None, usable_cpus())["train" if spec["phase"] == "train" else "eval"])
+    torch.set_num_threads(_thread_policy(spec)["train" if spec["phase"] == "train" else "eval"])
     device = spec.get("device", "cpu")
     dm = _datamodule(spec, "seq" if spec["model"] == "sasrec" else "pair")
     model = _model(spec["model"], dm, spec["band"], device=device)

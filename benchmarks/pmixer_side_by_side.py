@@ -236,11 +236,10 @@ def main() -> None:
     d = _processed(a.cache_dir)
     gflop, positions = epoch_gflop(d)
     limit_gflops = matmul_gflops(cores)
-    env = dict(os.environ)
-    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
-        from embfreq.training.threads import WAIT_ENV
+    from embfreq.training.threads import with_wait_policy
 
-        env.update(WAIT_ENV)  # what embfreq's CLI sets, for both sides
+    env = dict(os.environ)
+    with_wait_policy(env)  # what embfreq's CLI sets, for both sides
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "data").mkdir()
         ptr, items = d.split.train_ptr, d.split.train_items

@@ -59,10 +59,10 @@ class Runner:
         self.env = dict(os.environ)
         if args.omp_passive:
             self.env["OMP_WAIT_POLICY"] = "PASSIVE"
-        elif "OMP_WAIT_POLICY" not in self.env and "GOMP_SPINCOUNT" not in self.env:
-            from embfreq.training.threads import WAIT_ENV
+        else:
+            from embfreq.training.threads import with_wait_policy
 
-            self.env.update(WAIT_ENV)
+            with_wait_policy(self.env)
         self.env.setdefault("PYTHONWARNINGS", "ignore")
 
     # -- plumbing ---------------------------------------------------------------------------------

@@ -14,11 +14,17 @@ import os
 WAIT_ENV = {"GOMP_SPINCOUNT": "10000"}
 
 
+def with_wait_policy(env) -> None:
+    """Add the short spin to `env` (a mapping of environment variables) unless it already chooses a
+    policy or a spin count; for child processes too (the benchmarks' workers)."""
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env.update(WAIT_ENV)
+
+
 def configure_openmp() -> None:
-    """A short OpenMP spin-wait unless the user chose a policy or a spin count. Only effective before
-    torch is imported (libgomp reads its environment once); the CLI entry points call it first."""
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ.update(WAIT_ENV)
+    """`with_wait_policy` for this process. Only effective before torch is imported (libgomp reads
+    its environment once); the CLI entry points call it first."""
+    with_wait_policy(os.environ)
 
 
 def usable_cpus() -> int:

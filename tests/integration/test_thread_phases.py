@@ -14,7 +14,7 @@ from embfreq.training.builders import run_threads
 from embfreq.training.config_checks import check_config
 from embfreq.errors import ConfigError
 from embfreq.models.base import RankingModel
-from embfreq.training.threads import phase_threads
+from embfreq.training.threads import phase_threads, with_wait_policy
 from embfreq.training.train import train
 from tests.conftest import CONF, synthetic_seqs, write_seq
 
@@ -30,6 +30,16 @@ def test_phase_threads_defaults_and_overrides():
 def compose_with_hydra(overrides):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_wait_policy_is_a_short_spin_unless_the_environment_chose():
+    env = {"PATH": "/bin"}
+    with_wait_policy(env)
+    assert env == {"PATH": "/bin", "GOMP_SPINCOUNT": "10000"}
+    for chosen in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "5"}):
+        env = dict(chosen)
+        with_wait_policy(env)
+        assert env == chosen  # the user's choice is kept, nothing added beside it
 
 
 def test_run_threads_from_the_config_and_the_joblib_share():
