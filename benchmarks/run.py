@@ -303,7 +303,7 @@ def machine() -> str:
         mem = float("nan")
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (f"{model}, {os.cpu_count()} cores, {mem:.1f} GiB RAM{gpu}, Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+            f"torch {torch.__version__}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -358,7 +358,12 @@ def main(argv: list[str] | None = None) -> None:
     for r in run.rows:
         print(format_row(r))
     print()
-    print(f"{machine()}; OMP_WAIT_POLICY={run.env.get('OMP_WAIT_POLICY', '(default)')}, "
+    from embfreq.training.threads import phase_threads, usable_cpus
+
+    policy = phase_threads(args.threads, usable_cpus())
+    print(f"{machine()}; workers' threads: training {policy['train']}, evaluation {policy['eval']} "
+          f"({'--threads' if args.threads else 'embfreq policy'}); "
+          f"OMP_WAIT_POLICY={run.env.get('OMP_WAIT_POLICY', '(default)')}, "
           f"GOMP_SPINCOUNT={run.env.get('GOMP_SPINCOUNT', '(default)')}; "
           f"load average {load0[0]:.1f}/{load0[1]:.1f} at start, {load1[0]:.1f}/{load1[1]:.1f} at end; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; total {time.perf_counter() - t0:.0f} s")
