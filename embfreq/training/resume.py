@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from embfreq.errors import UserError
 from embfreq.io import write_json
-
-RUN_STATE = "run_state.json"
+from embfreq.training.integrity import RUN_STATE, config_sha256, read_run_state
 
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
@@ -29,23 +28,11 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
 def check_or_record_run_state(run_dir: Path, cfg: DictConfig, data_fingerprint: str) -> None:
     """A fresh run records what it trains on (its resolved config and its data); a resume must find
     both unchanged, else the checkpoint's optimiser and batches would belong to another experiment."""
-    import hashlib
-
-    resuming = bool(cfg.get("resume"))
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("resume", None)  # the one key a resume sets
-    config_sha = hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(plain)).encode()).hexdigest()
-    state = {"config_sha256": config_sha, "data_fingerprint": data_fingerprint}
-    path = run_dir / RUN_STATE
-    if not resuming or not path.is_file():  # runs from before this record resume unchecked
-        write_json(path, state)
+    state = {"config_sha256": config_sha256(cfg), "data_fingerprint": data_fingerprint}
+    old = read_run_state(run_dir) if cfg.get("resume") else None
+    if old is None:  # a fresh run; a run from before this record resumes unchecked
+        write_json(run_dir / RUN_STATE, state)
         return
-    import json
-
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: unreadable ({type(e).__name__}); cannot check the resume") from None
     changed = [name for key, name in (("config_sha256", "config.yaml"), ("data_fingerprint", "the data"))
                if old.get(key) != state[key]]
     if changed:

@@ -211,10 +211,11 @@ def test_resume_of_finished_run_repeats_its_result(data, tmp_path):
     assert second["seconds"] == first["seconds"] and "seconds_resume" in second  # wall times kept
 
 
-@pytest.mark.parametrize("change", ["config", "data"])
+@pytest.mark.parametrize("change", ["config", "data", "damaged record"])
 def test_resume_refuses_a_changed_config_or_data(data, tmp_path, change):
     """After config.yaml was edited or the data file changed, resume= refuses in one line instead of
-    continuing another experiment from the checkpoint."""
+    continuing another experiment from the checkpoint; so it does when the run's record of both is
+    damaged (valid JSON, but not an object)."""
     from embfreq.errors import UserError
 
     path, cache = data
@@ -225,8 +226,12 @@ def test_resume_refuses_a_changed_config_or_data(data, tmp_path, change):
     if change == "config":
         cfg_file = run_dir / "config.yaml"
         cfg_file.write_text(cfg_file.read_text().replace("lr: 0.001", "lr: 0.01"))
-    else:
+    elif change == "data":
         lines = local.read_text().splitlines()
         local.write_text("\n".join(lines[1:]) + "\n")  # one user fewer
-    with pytest.raises(UserError, match=("config.yaml" if change == "config" else "the data") + " changed"):
+    else:
+        (run_dir / "run_state.json").write_text("[1, 2]")
+    expected = {"config": "config.yaml changed", "data": "the data changed",
+                "damaged record": r"run_state.json: unreadable \(expected a JSON object, got list\)"}[change]
+    with pytest.raises(UserError, match=expected):
         _resume_in_process(run_dir)
