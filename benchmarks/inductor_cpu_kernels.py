@@ -1,4 +1,4 @@
-"""Why `compile: true` does not pay on this CPU: inductor's kernels that save a bool mask for backward.
+"""Why SASRec's dropout and relu take mask-free forms when compiled: inductor's CPU bool-mask stores.
 
     python benchmarks/inductor_cpu_kernels.py [--shape 30,50,64] [--calls 200] [--threads 1]
 
@@ -10,12 +10,12 @@ static shapes), and the same without grad:
 - `relu` (relu(x) * 1.25): the compiled forward also stores relu's bool mask for its backward;
 - `dropout` (x * (u >= 0.2) * 1.25, u uniform): stores the dropout's bool mask.
 
-In the SASRec step these two kinds of kernel are most of the compiled forward. On torch 2.13.0 with
+In the SASRec step these two kinds of kernel were most of the compiled forward. On torch 2.13.0 with
 AVX2 the bool store of a float mask (`VecMask<float,1>::store(bool*)`) compiles to scalar loops over
 32 lanes per 8 values, so such a kernel runs far slower than eager's separate operators (see
-benchmarks/RESULTS.md). Rerun this after a torch upgrade: when the `relu` and `dropout` rows with
-grad are no longer slower than eager, rerun `benchmarks/gpu_step.py --device cpu --modes
-eager,compiled` to see whether `compile: auto` should compile on CPU too.
+benchmarks/RESULTS.md); `embfreq/nn/sasrec.py` therefore writes both masks as float arithmetic under
+compile. Rerun this after a torch upgrade: when the `relu` and `dropout` rows with grad are no
+longer slower than eager, those forms are no longer needed.
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ no data-dependent shape (padding is masked by weight, not cut out), is compiled 
 dynamic shapes, so batches of other sizes reuse the same graph instead of compiling again. The
 effective item table (a custom autograd function) stays eager and enters as an input.
 
-`compile: auto` (the default) compiles on CUDA and keeps eager on CPU, where it was measured not to
-pay for these models (docs/performance.md); `compile: true` compiles on CPU too, `false` never.
+`compile: auto` (the default) compiles on CUDA and keeps eager on CPU, where a SASRec epoch gains
+only 1.13-1.20x after a ~47 s build and the results are not bit-identical to the eager runs'
+(docs/performance.md); `compile: true` compiles on CPU too (worth it for runs of ~100 epochs and
+more), `false` never. On CPU the compiled step draws eager's random numbers (`_inductor_options`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -62,6 +65,17 @@ def _graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+def _inductor_options(args):
+    """On CPU, draw eager's random numbers (`fallback_random`): inductor's own generator made the
+    compiled SASRec forward ~1.3x slower here (benchmarks/RESULTS.md), and the compiled dropout then
+    draws what the eager step would. On CUDA, inductor's in-kernel generator is kept."""
+    if any(isinstance(a, torch.Tensor) and a.is_cuda for a in args):
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(fallback_random=True)
+
+
 class CompiledStep:
     """`fn` compiled with dynamic shapes; records the seconds spent compiling (calls that made a
     new graph) and the number of graphs. `fallback`: on a compiler failure, log it in one line and
@@ -81,7 +95,8 @@ class CompiledStep:
         before = _graphs()
         t0 = time.perf_counter()
         try:
-            out = self.compiled(*args)
+            with _inductor_options(args):
+                out = self.compiled(*args)
         except Exception as e:
             if not _compile_error(e):
                 raise

@@ -52,7 +52,7 @@ SCHEMA: dict[str, Key] = {
     "threads.train": Key("int", 1, null=True),
     "threads.eval": Key("int", 1, null=True),
     "compile": Key("choice", choices=(True, False, "auto"), help="torch.compile of the training step (false: eager; "
-                   "auto: compiled on CUDA, eager on CPU, where it does not pay)"),
+                   "auto: compiled on CUDA, eager on CPU, where it gains ~1.2x after a ~50 s build and is not bit-identical)"),
     "analysis": Key("bool", help="per-item table and figures after testing"),
     "trainer.max_epochs": Key("int", 1),
     "data.batch_size": Key("int", 1),

@@ -94,6 +94,51 @@ def test_inductor_step_equals_eager_with_dropout(tiny, kind):
         assert_compiled_equals_eager(model, dm, seed=123)
 
 
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.1, 1e-3, 0.9, 1 / 3])
+def test_keep_mask_is_the_comparison_exactly(p):
+    """The compiled dropout's float mask equals (u >= p) for every u, the neighbours of p included."""
+    from embfreq.nn.sasrec import keep_mask
+
+    p32 = torch.tensor(p, dtype=torch.float32)
+    near = [p32]
+    for direction in (0.0, 1.0):  # the 50 floats on each side of p
+        x = p32
+        for _ in range(50):
+            x = torch.nextafter(x, torch.tensor(direction))
+            near.append(x)
+    edges = torch.tensor([0.0, float(torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)))])
+    u = torch.cat([torch.stack(near), edges, torch.rand(100_000, generator=torch.Generator().manual_seed(0))])
+    assert torch.equal(keep_mask(u, p), u.ge(p).to(u.dtype))
+
+
+def test_compiled_dropout_and_relu_keep_eager_values_without_bool_masks():
+    """Under torch.compile the encoder's dropout and relu take the mask-free forms (the traced graph
+    has no comparison and no relu), with exactly eager's values: the same draws give the same mask."""
+    from embfreq.nn.sasrec import dropout, relu
+
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append({getattr(n.target, "__name__", str(n.target)) for n in gm.graph.nodes
+                       if n.op in ("call_function", "call_method")})
+        return gm.forward
+
+    def f(x):
+        return dropout(relu(x), 0.2, True)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend=capture)
+    x = torch.randn(4, 50, 64)
+    x[0, 0, :8] = 0.0
+    torch.manual_seed(11)
+    got = compiled(x)
+    torch.manual_seed(11)
+    want = f(x)
+    assert torch.equal(got, want)
+    assert len(graphs) == 1, graphs
+    assert {"floor_", "abs"} <= graphs[0] and not {"relu", "ge", "ge_"} & graphs[0], graphs[0]
+
+
 def test_compile_setting_by_device():
     assert not compile_step.wanted("auto", "cpu") and compile_step.wanted("auto", "cuda")
     assert compile_step.wanted(True, "cpu") and not compile_step.wanted(False, "cuda")
