@@ -173,10 +173,12 @@ def _model(model: str, dm, band: str, seed: int = 1, operator=None, device: str 
 
 
 def _epoch(model, opt, dm, device: str = "cpu") -> int:
+    """One plain-loop training epoch; the compiled step when the model has one (`compile_step`)."""
     model.train()
+    step = model.compiled_loss if getattr(model, "compiled_step", None) is not None else model.training_loss
     n = 0
     for b in dm.train_dataloader():
-        loss = model.training_loss(_to(b, device))
+        loss = step(_to(b, device))
         opt.zero_grad()
         loss.backward()
         opt.step()

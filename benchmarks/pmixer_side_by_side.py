@@ -17,7 +17,8 @@ training sequence, the validation item ranked against all items, seen items remo
 evaluation scores 100 sampled items; the adapted pass takes its `log2feats` last position against its
 whole item table, in batches of 512 users. Threads: both sides at 1 and at 2 threads (each phase's
 fastest median is reported), and a row for embfreq at its own default policy (training 1 thread,
-evaluation all cores).
+evaluation all cores). `--compiled` adds a third worker, embfreq with `compile=true` (its builds, one per thread count,
+are paid in warm-up epochs before the rounds and reported apart), timed at 1 and 2 threads too.
 OpenMP waiting as embfreq's CLI sets it (`GOMP_SPINCOUNT=10000`) for both, unless
 `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set.
 
@@ -53,7 +54,7 @@ def _processed(cache_dir: str):
 
 
 # -- workers: read commands on stdin, answer one JSON line each --------------------------------------
-def embfreq_worker(cache_dir: str) -> None:
+def embfreq_worker(cache_dir: str, compiled: bool = False) -> None:
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(HERE))
     import torch
@@ -65,7 +66,15 @@ def embfreq_worker(cache_dir: str) -> None:
     dm = w._datamodule({"load_args": LOAD_ARGS, "cache_dir": cache_dir}, "seq")
     model = w._model("sasrec", dm, "none")
     opt = model.configure_optimizers()
-    answer({"ready": True, "threads": policy})
+    build = {}
+    if compiled:
+        model.compile_step()
+        t0 = time.perf_counter()
+        for n in sorted({1, min(2, usable_cpus())}):  # inductor builds again for another thread count
+            torch.set_num_threads(n)
+            w._epoch(model, opt, dm)
+        build = {"warmup_s": time.perf_counter() - t0, "compile_s": model.compiled_step.record()["seconds"]}
+    answer({"ready": True, "threads": policy, **build})
     for line in sys.stdin:
         cmd, _, threads = line.strip().partition(" ")
         if cmd == "quit":
@@ -219,12 +228,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pmixer", nargs="?", help="path of a SASRec.pytorch checkout")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--compiled", action="store_true", help="also time embfreq with compile=true")
     ap.add_argument("--cache-dir", default=os.environ.get("EMBFREQ_CACHE", "/tmp/embfreq-bench-cache"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.worker == "embfreq":
-        return embfreq_worker(a.cache_dir)
+    if a.worker in ("embfreq", "embfreq-compiled"):
+        return embfreq_worker(a.cache_dir, compiled=a.worker == "embfreq-compiled")
     if a.worker == "pmixer":
         return pmixer_worker(a.pmixer, a.data_dir)
     if not a.pmixer or not (Path(a.pmixer) / "python" / "model.py").is_file():
@@ -249,19 +259,22 @@ def main() -> None:
                     f.write(f"{u + 1} {int(i)}\n")
         emb = Worker(["--worker", "embfreq", "--cache-dir", a.cache_dir], env)
         pm = Worker([str(a.pmixer), "--worker", "pmixer", "--data-dir", tmp], env)
-        counts = sorted({1, min(2, cores)})  # both sides at each count; each phase reports its fastest
-        t = {(side, ph, n): [] for side in ("embfreq", "pmixer") for ph in ("epoch", "val") for n in counts}
-        quality = {}
         workers = {"embfreq": emb, "pmixer": pm}
+        if a.compiled:
+            workers["embfreq-compiled"] = Worker(["--worker", "embfreq-compiled", "--cache-dir", a.cache_dir], env)
+        counts = sorted({1, min(2, cores)})  # both sides at each count; each phase reports its fastest
+        t = {(side, ph, n): [] for side in workers for ph in ("epoch", "val") for n in counts}
+        quality = {}
         for r in range(a.rounds):
-            sides = [(side, n) for side in ("embfreq", "pmixer") for n in counts]
+            sides = [(side, n) for side in workers for n in counts]
             for phase in ("epoch", "val"):
                 for side, n in (sides if r % 2 == 0 else sides[::-1]):
                     res = workers[side].ask(f"{phase} {n}")
                     t[(side, phase, n)].append(res["seconds"])
                     if phase == "val":
                         quality[side] = res
-        peaks = {"embfreq": emb.close()["peak_mib"], "pmixer": pm.close()["peak_mib"]}
+        ready = {side: wk.ready for side, wk in workers.items()}
+        peaks = {side: wk.close()["peak_mib"] for side, wk in workers.items()}
     med = {k: statistics.median(v) for k, v in t.items()}
 
     def fastest(side: str, phase: str) -> tuple[float, int]:
@@ -271,7 +284,7 @@ def main() -> None:
     (pm_epoch, pm_epoch_n), (pm_val, pm_val_n) = fastest("pmixer", "epoch"), fastest("pmixer", "val")
     (e_epoch, e_epoch_n), (e_val, e_val_n) = fastest("embfreq", "epoch"), fastest("embfreq", "val")
     limit = gflop / limit_gflops
-    pol = emb.ready["threads"]
+    pol = ready["embfreq"]["threads"]
     print(f"# embfreq against pmixer/SASRec.pytorch, Beauty ({quality['embfreq']['users']:,} users), {a.rounds} "
           f"interleaved rounds, medians; {cores} cores; {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# FLOP limit: {gflop:.1f} GFLOP per epoch ({positions:,} positions, forward + backward) at "
@@ -286,6 +299,10 @@ def main() -> None:
     pe, pv = med[("embfreq", "epoch", pol["train"])], med[("embfreq", "val", pol["eval"])]
     print(f"| embfreq at its default policy (training {pol['train']} thr, evaluation {pol['eval']} thr), s | | "
           f"epoch {pe:.2f}, validation {pv:.2f} | {pm_epoch / pe:.1f}x, {pm_val / pv:.1f}x | |")
+    if a.compiled:
+        (c_epoch, c_n), b = fastest("embfreq-compiled", "epoch"), ready["embfreq-compiled"]
+        print(f"| embfreq compiled (compile=true; builds {b['compile_s']:.0f} s, paid once), s | | "
+              f"epoch {c_epoch:.2f} ({c_n} thr); {c_epoch / limit:.1f}x the FLOP limit | {pm_epoch / c_epoch:.1f}x | |")
     print(f"| peak RSS, MiB (set-up, {a.rounds} epochs, {a.rounds} validations per thread count) | "
           f"{peaks['pmixer']:.0f} | {peaks['embfreq']:.0f} | | |")
     print(f"| val NDCG@10 after {a.rounds} epochs (a sanity check) | {quality['pmixer']['ndcg10']:.4f} | "
